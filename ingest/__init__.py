@@ -1,0 +1,1 @@
+"""Ingest: pull event logs from source systems into the DuckDB event store."""

@@ -1,0 +1,475 @@
+"""Load batches of source records into the event store: map, validate, dedupe, commit.
+
+A source yields :class:`Batch` objects (a DuckDB-readable relation plus where it came from). The
+:class:`Loader` turns each batch into events in SQL, quarantines bad rows in ``rejects`` with the
+reason, skips records already loaded (same source and record id) and commits data, run record and
+cursor in **one** transaction: a run that dies half-way leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+from ingest.mapping import Mapping
+from ingest.store import bump_data_version, compact_events
+from ingest.timestamps import detect_format, quote_ident, quote_literal, to_utc_expr
+from processlens.errors import ProcesslensError, SourceError
+
+RESERVED = "__pl_"
+
+
+@dataclass
+class Batch:
+    """A chunk of source records.
+
+    ``relation`` is a DuckDB table expression (``read_csv(...)``) or, when ``data`` is given
+    (Arrow, pandas or polars), the name it is registered under. ``position_offset`` numbers the
+    records continuously across batches of one source; ``line_offset`` is the file line of the
+    first record (2 for a CSV with a header), or None when lines mean nothing (APIs, tables).
+    """
+
+    relation: str
+    location: str
+    data: Any = None
+    cursor: str | None = None
+    position_offset: int = 0
+    line_offset: int | None = None
+    source_rejects: list[dict[str, Any]] = field(default_factory=list)  # line, field, reason, raw
+    file_sha256: str | None = None  # drop folders: mark the file as taken in the same transaction
+    file_size: int | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    job: str
+    status: str
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    duplicates_skipped: int = 0
+    pending: int = 0
+    resolved_pending: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    cursor: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (
+            f"{self.job}: read {self.rows_read:,}, loaded {self.rows_loaded:,}, rejected {self.rows_rejected:,}, "
+            f"duplicates skipped {self.duplicates_skipped:,}"
+            + (f", waiting for correlation {self.pending:,}" if self.pending else "")
+            + f" in {self.seconds:.1f}s"
+        )
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def ensure_source(con: duckdb.DuckDBPyConnection, name: str, kind: str, timezone: str = "UTC", config: dict | None = None) -> int:
+    row = con.execute("SELECT source_id FROM sources WHERE name = ?", [name]).fetchone()
+    if row:
+        return row[0]
+    sid = con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchone()[0]
+    con.execute(
+        "INSERT INTO sources (source_id, name, kind, timezone, config) VALUES (?, ?, ?, ?, ?)",
+        [sid, name, kind, timezone, json.dumps(config or {}, default=str)],
+    )
+    return sid
+
+
+class Loader:
+    """One ingest run of one job. Use as ``with Loader(...) as run: run.load(batches)``."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        job: str,
+        source: str,
+        kind: str,
+        mapping: Mapping,
+        progress: bool | None = None,
+        config: dict | None = None,
+    ) -> None:
+        self.con = con
+        self.job = job
+        self.source = source
+        self.kind = kind
+        self.mapping = mapping
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.config = config
+        self.result: RunResult | None = None
+        self._formats: dict[str, str | None] = {}
+        self._started = 0.0
+
+    # -- run lifecycle -------------------------------------------------------------------------
+    def run(self, batches: Iterable[Batch]) -> RunResult:
+        """Load every batch in one transaction; on error roll back and record a failed run."""
+        con = self.con
+        self._started = time.monotonic()
+        started_at = now_utc()
+        con.execute("BEGIN TRANSACTION")
+        try:
+            self.source_id = ensure_source(con, self.source, self.kind, self.mapping.timezone, self.config)
+            run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM ingest_runs").fetchone()[0]
+            self.result = RunResult(run_id=run_id, job=self.job, status="running")
+            con.execute(f"SET TimeZone = {quote_literal(self.mapping.timezone)}")
+            bar = None
+            if self.progress:
+                from tqdm import tqdm
+
+                bar = tqdm(desc=f"ingest {self.job}", unit=" rows", file=sys.stderr)
+            last_cursor = None
+            for batch in batches:
+                n = self._load_batch(batch)
+                if batch.cursor is not None:
+                    last_cursor = batch.cursor
+                if bar is not None:
+                    bar.update(n)
+            if bar is not None:
+                bar.close()
+            self.result.resolved_pending = resolve_pending(con, run_id)
+            self.result.pending = con.execute(
+                "SELECT count(*) FROM pending_events WHERE source_id = ?", [self.source_id]
+            ).fetchone()[0]
+            if last_cursor is not None:
+                con.execute(
+                    "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT (job) DO UPDATE SET "
+                    "value = excluded.value, updated_at = excluded.updated_at, run_id = excluded.run_id",
+                    [self.job, last_cursor, now_utc(), run_id],
+                )
+            self.result.cursor = last_cursor
+            self.result.status = "succeeded"
+            self.result.seconds = time.monotonic() - self._started
+            self._write_run(started_at)
+            if self.result.rows_loaded or self.result.resolved_pending:
+                bump_data_version(con)
+            con.execute("COMMIT")
+        except BaseException as exc:
+            con.execute("ROLLBACK")
+            con.execute("SET TimeZone = 'UTC'")
+            self._record_failure(started_at, exc)
+            raise
+        con.execute("SET TimeZone = 'UTC'")
+        maybe_compact(con)
+        return self.result
+
+    def _write_run(self, started_at: datetime) -> None:
+        r = self.result
+        self.con.execute(
+            "INSERT INTO ingest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                r.run_id, self.job, self.source_id, started_at, now_utc(), r.status, r.rows_read, r.rows_loaded,
+                r.rows_rejected, r.duplicates_skipped, r.error,
+                json.dumps({"pending": r.pending, "resolved_pending": r.resolved_pending, "cursor": r.cursor}),
+            ],
+        )
+
+    def _record_failure(self, started_at: datetime, exc: BaseException) -> None:
+        """A failed run leaves no data, only its record (in a transaction of its own)."""
+        if isinstance(exc, KeyboardInterrupt):
+            return
+        try:
+            con = self.con
+            con.execute("BEGIN TRANSACTION")
+            sid = ensure_source(con, self.source, self.kind, self.mapping.timezone, self.config)
+            run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM ingest_runs").fetchone()[0]
+            message = exc.message if isinstance(exc, ProcesslensError) else f"{type(exc).__name__}: {exc}"
+            con.execute(
+                "INSERT INTO ingest_runs (run_id, job, source_id, started_at, ended_at, status, error) "
+                "VALUES (?, ?, ?, ?, ?, 'failed', ?)",
+                [run_id, self.job, sid, started_at, now_utc(), message],
+            )
+            con.execute("COMMIT")
+            self.result = RunResult(run_id=run_id, job=self.job, status="failed", error=message)
+        except Exception:  # the original error matters more than the bookkeeping
+            try:
+                self.con.execute("ROLLBACK")
+            except Exception:
+                pass
+
+    # -- one batch -----------------------------------------------------------------------------
+    def _columns(self, relation: str) -> dict[str, str]:
+        rows = self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def _load_batch(self, batch: Batch) -> int:
+        con, m, res = self.con, self.mapping, self.result
+        registered = None
+        if batch.data is not None:
+            registered = batch.relation
+            con.register(registered, batch.data)
+        try:
+            cols = self._columns(batch.relation)
+            missing = [c for c in m.key_columns if c not in cols]
+            if missing:
+                raise SourceError(
+                    f"column(s) {missing} named in the mapping are not in {batch.location}",
+                    hint=f"the columns found are {list(cols)[:30]}; fix the mapping or pass --case/--activity/--timestamp",
+                    where={"file": batch.location},
+                )
+            n_source_rejects = self._write_source_rejects(batch)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _raw AS SELECT *, row_number() OVER () - 1 AS {RESERVED}rn FROM {batch.relation}")
+            n = con.execute("SELECT count(*) FROM _raw").fetchone()[0]
+            res.rows_read += n + n_source_rejects
+            res.rows_rejected += n_source_rejects
+            if n:
+                self._normalise(batch, cols)
+                self._apply()
+        finally:
+            if registered:
+                con.unregister(registered)
+            con.execute("DROP TABLE IF EXISTS _raw")
+            con.execute("DROP TABLE IF EXISTS _norm")
+        return n + n_source_rejects
+
+    def _write_source_rejects(self, batch: Batch) -> int:
+        for r in batch.source_rejects:
+            self.con.execute(
+                "INSERT INTO rejects (run_id, source_id, location, line, record_key, field, reason, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [self.result.run_id, self.source_id, batch.location, r.get("line"), r.get("record_key"), r.get("field"),
+                 r["reason"], json.dumps(r.get("raw"), default=str)],
+            )
+        return len(batch.source_rejects)
+
+    def _ts_expr(self, column: str, cols: dict[str, str]) -> str:
+        ctype = cols[column]
+        if column not in self._formats:
+            fmt = self.mapping.timestamp_format
+            if fmt is None and ctype.upper() == "VARCHAR":
+                sample = [r[0] for r in self.con.execute(
+                    f"SELECT {quote_ident(column)} FROM _raw WHERE {quote_ident(column)} IS NOT NULL "
+                    f"AND trim({quote_ident(column)}) <> '' LIMIT 2000"
+                ).fetchall()]
+                fmt = detect_format(self.con, sample)
+            self._formats[column] = fmt
+        return to_utc_expr(f"r.{quote_ident(column)}", ctype, self._formats[column])
+
+    def _normalise(self, batch: Batch, cols: dict[str, str]) -> None:
+        m = self.mapping
+        q = quote_ident
+
+        def text(col: str | None) -> str:
+            return f"NULLIF(trim(CAST(r.{q(col)} AS VARCHAR)), '')" if col else "NULL"
+
+        case_attr_cols = m.case_attributes if m.case_attributes is not None else [c for c in cols if c.startswith("case:") and c != m.case]
+        skip = set(m.key_columns) | set(case_attr_cols) | set(m.drop) | {f"{RESERVED}rn"}
+        attr_cols = [c for c in cols if c not in skip and not c.startswith(RESERVED)]
+
+        def struct(columns: list[str]) -> str:
+            if not columns:
+                return "NULL"
+            parts = ", ".join(f"{quote_literal(c)}: r.{q(c)}" for c in columns)
+            return f"CAST({{{parts}}} AS JSON)"
+
+        ts = self._ts_expr(m.timestamp, cols)
+        start = self._ts_expr(m.start_timestamp, cols) if m.start_timestamp else "NULL"
+        activity = f"{quote_literal(m.activity_prefix)} || {text(m.activity)}" if m.activity_prefix else text(m.activity)
+        if m.record_id:
+            record = text(m.record_id)
+        else:
+            # content hash + occurrence number: stable across re-runs, keeps genuine repeats apart
+            content = "md5(CAST(" + struct([c for c in cols if not c.startswith(RESERVED)]) + " AS VARCHAR))"
+            record = f"{content} || '#' || row_number() OVER (PARTITION BY {content} ORDER BY r.{RESERVED}rn)"
+        corr = text(m.correlation.key) if m.correlation else "NULL"
+        line = f"r.{RESERVED}rn + {batch.line_offset}" if batch.line_offset is not None else "NULL"
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _norm AS
+            SELECT *,
+              CASE
+                WHEN activity IS NULL THEN 'missing activity in column ' || {quote_literal(m.activity)}
+                WHEN ts_raw IS NULL THEN 'missing timestamp in column ' || {quote_literal(m.timestamp)}
+                WHEN ts IS NULL THEN 'unparseable timestamp ''' || ts_raw || ''' in column ' || {quote_literal(m.timestamp)}
+                WHEN start_raw IS NOT NULL AND start_ts IS NULL THEN 'unparseable start timestamp ''' || start_raw || ''''
+                WHEN case_id IS NULL AND corr_value IS NULL THEN 'missing case id in column ' || {quote_literal(m.case or m.correlation.key if m.correlation else m.case)}
+                WHEN record_id IS NULL THEN 'missing record id in column ' || {quote_literal(m.record_id or '')}
+              END AS reject_reason,
+              CASE
+                WHEN activity IS NULL THEN {quote_literal(m.activity)}
+                WHEN ts IS NULL THEN {quote_literal(m.timestamp)}
+                WHEN start_raw IS NOT NULL AND start_ts IS NULL THEN {quote_literal(m.start_timestamp or '')}
+                WHEN case_id IS NULL AND corr_value IS NULL THEN {quote_literal(m.case or '')}
+                WHEN record_id IS NULL THEN {quote_literal(m.record_id or '')}
+              END AS reject_field
+            FROM (
+              SELECT
+                {text(m.case)} AS case_id,
+                {activity} AS activity,
+                {text(m.timestamp)} AS ts_raw,
+                {ts} AS ts,
+                {text(m.start_timestamp)} AS start_raw,
+                {start} AS start_ts,
+                {text(m.lifecycle)} AS lifecycle,
+                {text(m.resource)} AS resource,
+                {record} AS record_id,
+                {corr} AS corr_value,
+                r.{RESERVED}rn + {batch.position_offset} AS position,
+                {line} AS line,
+                {struct(attr_cols)} AS attrs,
+                {struct(case_attr_cols)} AS case_attrs,
+                r.{RESERVED}rn AS rn
+              FROM _raw r
+            )
+            """
+        )
+        self._location = batch.location
+
+    def _apply(self) -> None:
+        con, res, sid, run_id = self.con, self.result, self.source_id, self.result.run_id
+        rejected = con.execute(
+            """
+            INSERT INTO rejects (run_id, source_id, location, line, record_key, field, reason, raw)
+            SELECT ?, ?, ?, n.line, n.record_id, n.reject_field, n.reject_reason, to_json(r)
+            FROM _norm n JOIN _raw r ON r.__pl_rn = n.rn
+            WHERE n.reject_reason IS NOT NULL
+            """,
+            [run_id, sid, self._location],
+        ).fetchone()[0]
+        res.rows_rejected += rejected
+        # good rows that are new: not in events, not pending, first occurrence of their record id
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _new AS
+            SELECT * FROM (
+                SELECT n.*, row_number() OVER (PARTITION BY n.record_id ORDER BY n.rn) AS occ
+                FROM _norm n WHERE n.reject_reason IS NULL
+            ) n
+            WHERE occ = 1
+              AND NOT EXISTS (SELECT 1 FROM events e WHERE e.source_id = $sid AND e.record_id = n.record_id)
+              AND NOT EXISTS (SELECT 1 FROM pending_events p WHERE p.source_id = $sid AND p.record_id = n.record_id)
+            """,
+            {"sid": sid},
+        )
+        good = con.execute("SELECT count(*) FROM _norm WHERE reject_reason IS NULL").fetchone()[0]
+        new = con.execute("SELECT count(*) FROM _new").fetchone()[0]
+        res.duplicates_skipped += good - new
+        if self.mapping.correlation:
+            key_name = self.mapping.correlation.name
+            con.execute(
+                """
+                INSERT INTO correlation_keys
+                SELECT DISTINCT ON (corr_value) ?, corr_value, case_id, ? FROM _new
+                WHERE corr_value IS NOT NULL AND case_id IS NOT NULL
+                ORDER BY corr_value, rn
+                ON CONFLICT DO NOTHING
+                """,
+                [key_name, sid],
+            )
+            con.execute(
+                """
+                UPDATE _new SET case_id = k.case_id FROM correlation_keys k
+                WHERE _new.case_id IS NULL AND k.key_name = ? AND k.key_value = _new.corr_value
+                """,
+                [key_name],
+            )
+            pending = con.execute(
+                """
+                INSERT INTO pending_events
+                SELECT ?, record_id, ?, corr_value, activity, ts, start_ts, lifecycle, resource, position, ?, attrs
+                FROM _new WHERE case_id IS NULL
+                """,
+                [sid, key_name, run_id],
+            ).fetchone()[0]
+            con.execute("DELETE FROM _new WHERE case_id IS NULL")
+            new -= pending
+        res.rows_loaded += insert_events(con, "_new", sid, run_id)
+        con.execute("DROP TABLE IF EXISTS _new")
+
+
+def insert_events(con: duckdb.DuckDBPyConnection, table: str, source_id: int, run_id: int) -> int:
+    """Insert rows of ``table`` (case_id, activity, ts, start_ts, lifecycle, resource, record_id,
+    position, attrs[, case_attrs]) as events, creating cases and activities as needed."""
+    has_case_attrs = "case_attrs" in {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    con.execute(
+        f"""
+        INSERT INTO activities
+        SELECT (SELECT coalesce(max(activity_id), 0) FROM activities) + row_number() OVER (ORDER BY activity), activity
+        FROM (SELECT DISTINCT activity FROM {table}) t
+        WHERE activity NOT IN (SELECT name FROM activities)
+        """
+    )
+    case_attrs = "first(case_attrs ORDER BY position) FILTER (WHERE case_attrs IS NOT NULL)" if has_case_attrs else "NULL"
+    con.execute(
+        f"""
+        INSERT INTO cases
+        SELECT (SELECT coalesce(max(case_key), 0) FROM cases) + row_number() OVER (ORDER BY min_pos, case_id),
+               case_id, attrs, ?
+        FROM (SELECT case_id, min(position) AS min_pos, {case_attrs} AS attrs FROM {table} GROUP BY case_id) t
+        WHERE case_id NOT IN (SELECT case_id FROM cases)
+        """,
+        [run_id],
+    )
+    if has_case_attrs:
+        con.execute(
+            f"""
+            UPDATE cases SET attrs = json_merge_patch(coalesce(cases.attrs, '{{}}'), t.attrs)
+            FROM (SELECT case_id, first(case_attrs ORDER BY position) AS attrs FROM {table}
+                  WHERE case_attrs IS NOT NULL GROUP BY case_id) t
+            WHERE cases.case_id = t.case_id AND cases.first_run_id <> ?
+            """,
+            [run_id],
+        )
+    return con.execute(
+        f"""
+        INSERT INTO events
+        SELECT (SELECT coalesce(max(event_id), -1) FROM events) + row_number() OVER (ORDER BY n.position),
+               c.case_key, a.activity_id, n.ts, n.start_ts, n.lifecycle, n.resource, ?, n.record_id, n.position, ?, n.attrs
+        FROM {table} n
+        JOIN cases c ON c.case_id = n.case_id
+        JOIN activities a ON a.name = n.activity
+        """,
+        [source_id, run_id],
+    ).fetchone()[0]
+
+
+def resolve_pending(con: duckdb.DuckDBPyConnection, run_id: int) -> int:
+    """Move pending events whose correlation key has since been linked to a case into events."""
+    n = con.execute(
+        "SELECT count(*) FROM pending_events p JOIN correlation_keys k ON k.key_name = p.key_name AND k.key_value = p.key_value"
+    ).fetchone()[0]
+    if not n:
+        return 0
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _resolved AS
+        SELECT k.case_id, p.* EXCLUDE (key_name, key_value) FROM pending_events p
+        JOIN correlation_keys k ON k.key_name = p.key_name AND k.key_value = p.key_value
+        """
+    )
+    total = 0
+    for (sid,) in con.execute("SELECT DISTINCT source_id FROM _resolved").fetchall():
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _res1 AS SELECT * EXCLUDE (source_id, run_id) FROM _resolved WHERE source_id = {int(sid)}")
+        total += insert_events(con, "_res1", sid, run_id)
+        con.execute("DROP TABLE _res1")
+    con.execute(
+        "DELETE FROM pending_events WHERE EXISTS (SELECT 1 FROM _resolved r WHERE r.source_id = pending_events.source_id "
+        "AND r.record_id = pending_events.record_id)"
+    )
+    con.execute("DROP TABLE _resolved")
+    return total
+
+
+def maybe_compact(con: duckdb.DuckDBPyConnection, threshold: float = 0.2) -> bool:
+    """Re-sort ``events`` when more than ``threshold`` of it was appended since the last sort."""
+    row = con.execute("SELECT value FROM store_meta WHERE key = 'sorted_upto_event_id'").fetchone()
+    upto = int(row[0]) if row else -1
+    total, tail = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE event_id > ?) FROM events", [upto]
+    ).fetchone()
+    if total and tail / total > threshold:
+        compact_events(con)
+        return True
+    return False

@@ -1,0 +1,26 @@
+"""Parquet files, read natively by DuckDB (typed columns, streamed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from ingest.loader import Batch
+from ingest.timestamps import quote_literal
+from processlens.errors import SourceError
+
+
+def batches(con: duckdb.DuckDBPyConnection, path: str | Path) -> Iterator[Batch]:
+    path = Path(path)
+    rel = f"read_parquet({quote_literal(str(path))})"
+    try:
+        con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
+    except duckdb.Error as exc:
+        raise SourceError(
+            f"cannot read {path} as Parquet: {str(exc).splitlines()[0]}",
+            hint="check that the file is a complete Parquet file (not truncated or CSV renamed)",
+            where={"file": str(path)},
+        ) from exc
+    yield Batch(relation=rel, location=str(path), line_offset=None)

@@ -1,0 +1,86 @@
+"""Timestamp detection and parsing, done in SQL so that it runs at DuckDB speed."""
+
+from __future__ import annotations
+
+import duckdb
+
+# Tried in order after ISO 8601; the first that parses every sampled value wins.
+CANDIDATE_FORMATS = [
+    "%Y-%m-%d %H:%M:%S.%f",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%d-%m-%Y %H:%M:%S",
+    "%d-%m-%Y %H:%M",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %I:%M %p",
+    "%d/%m/%Y %I:%M:%S %p",
+    "%Y-%m-%d",
+    "%d-%m-%Y",
+    "%d.%m.%Y",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%Y/%m/%d",
+    "%Y%m%d%H%M%S",
+]
+
+ISO = "iso"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def parse_expr(column_sql: str, fmt: str) -> str:
+    """SQL giving TIMESTAMPTZ (in the session's zone for naive values) from a VARCHAR column."""
+    if fmt == ISO:
+        return f"TRY_CAST(trim({column_sql}) AS TIMESTAMPTZ)"
+    return f"TRY_CAST(try_strptime(trim({column_sql}), {quote_literal(fmt)}) AS TIMESTAMPTZ)"
+
+
+def detect_format(con: duckdb.DuckDBPyConnection, values: list[str]) -> str | None:
+    """Pick the format that parses the most of ``values`` (ISO 8601 preferred on ties)."""
+    sample = [v for v in values if v is not None and str(v).strip()][:2000]
+    if not sample:
+        return None
+    con.execute("CREATE OR REPLACE TEMP TABLE _ts_sample AS SELECT unnest(?::VARCHAR[]) AS v", [sample])
+    best, best_ok = None, 0
+    for fmt in [ISO, *CANDIDATE_FORMATS]:
+        ok = con.execute(f"SELECT count({parse_expr('v', fmt)}) FROM _ts_sample").fetchone()[0]
+        if ok > best_ok:
+            best, best_ok = fmt, ok
+        if ok == len(sample):
+            break
+    con.execute("DROP TABLE IF EXISTS _ts_sample")
+    return best if best_ok else None
+
+
+def to_utc_expr(column_sql: str, column_type: str, fmt: str | None) -> str:
+    """SQL expression turning a source column into a UTC TIMESTAMP (NULL when unparseable).
+
+    Naive values are read in the session time zone, which the loader sets to the source's zone.
+    """
+    t = column_type.upper()
+    if t.startswith("TIMESTAMP WITH TIME ZONE") or t == "TIMESTAMPTZ":
+        tz = column_sql
+    elif t.startswith("TIMESTAMP") or t == "DATE":
+        tz = f"CAST({column_sql} AS TIMESTAMPTZ)"
+    elif t in {"BIGINT", "INTEGER", "DOUBLE", "HUGEINT", "UBIGINT", "FLOAT", "DECIMAL"} or t.startswith("DECIMAL"):
+        # epoch seconds, or milliseconds when the values are too large to be seconds
+        tz = f"CASE WHEN abs({column_sql}) > 1e11 THEN to_timestamp({column_sql} / 1000.0) ELSE to_timestamp({column_sql}) END"
+    else:
+        tz = parse_expr(f"CAST({column_sql} AS VARCHAR)", fmt or ISO)
+    return f"timezone('UTC', {tz})"

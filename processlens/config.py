@@ -1,0 +1,101 @@
+"""Configuration: command-line options over environment variables over ``processlens.toml``.
+
+Lookup order for the store path: ``--db`` > ``PROCESSLENS_DB`` > ``[store] path`` in the config
+file > ``data/processlens.duckdb``. The config file is ``--config`` > ``PROCESSLENS_CONFIG`` >
+``./processlens.toml``. Errors name every place that was looked at.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from processlens.errors import ConfigError
+
+DEFAULT_DB = Path("data/processlens.duckdb")
+DEFAULT_CONFIG = Path("processlens.toml")
+
+
+@dataclass
+class Settings:
+    """Resolved settings of one invocation."""
+
+    db_path: Path
+    config_path: Path | None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> dict[str, Any]:
+        value = self.raw.get(name, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{name}] must be a table", where={"file": self.config_path})
+        return value
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative paths in the config file are relative to the file's folder."""
+        return self.config_path.parent if self.config_path else Path.cwd()
+
+    def resolve(self, path: str | Path) -> Path:
+        p = Path(os.path.expandvars(str(path))).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file; ``include = ["other.toml", ...]`` merges further files (tables merged)."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not valid TOML: {exc}",
+            hint="fix the syntax at the line named above",
+            where={"file": str(path)},
+        ) from exc
+    for inc in data.pop("include", []):
+        inc_path = Path(inc) if Path(inc).is_absolute() else path.parent / inc
+        if not inc_path.exists():
+            raise ConfigError(f"{path} includes {inc}, which does not exist", where={"file": str(path)},
+                              hint=f"create {inc_path} or remove it from 'include'")
+        for key, value in read_toml(inc_path).items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**value, **data[key]}
+            else:
+                data.setdefault(key, value)
+    return data
+
+
+def load_settings(db: str | Path | None = None, config: str | Path | None = None) -> Settings:
+    """Resolve the store path and the config file for this invocation."""
+    looked: list[str] = []
+    config_path: Path | None = None
+    if config is not None:
+        config_path = Path(config)
+        if not config_path.exists():
+            raise ConfigError(
+                f"config file {config_path} does not exist",
+                hint="pass an existing file with --config, or omit it to use ./processlens.toml",
+            )
+    else:
+        env = os.environ.get("PROCESSLENS_CONFIG")
+        if env:
+            looked.append(f"PROCESSLENS_CONFIG={env}")
+            if not Path(env).exists():
+                raise ConfigError(
+                    f"PROCESSLENS_CONFIG points to {env}, which does not exist",
+                    hint="unset PROCESSLENS_CONFIG or point it at a processlens.toml",
+                )
+            config_path = Path(env)
+        elif DEFAULT_CONFIG.exists():
+            config_path = DEFAULT_CONFIG
+    raw = read_toml(config_path) if config_path else {}
+    settings = Settings(db_path=DEFAULT_DB, config_path=config_path.resolve() if config_path else None, raw=raw)
+    if db is not None:
+        settings.db_path = Path(db)
+    elif os.environ.get("PROCESSLENS_DB"):
+        settings.db_path = Path(os.environ["PROCESSLENS_DB"])
+    elif "path" in raw.get("store", {}):
+        settings.db_path = settings.resolve(raw["store"]["path"])
+    return settings
