@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from ingest.loader import Batch, Loader, RunResult
+from ingest.guess import guess_mapping
+from ingest.loader import Loader, RunResult
 from ingest.mapping import Mapping
 from processlens.errors import SourceError
 
@@ -38,18 +41,64 @@ def file_kind(path: Path) -> str:
 
 @dataclass
 class FileImport:
+    """What ``ingest_file`` did: the mapping it used (guessed or given) and the run's counts."""
+
     path: Path
     kind: str
     mapping: Mapping
     result: RunResult
     guessed: dict[str, str]
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _relation_for_guess(con: duckdb.DuckDBPyConnection, batch: Batch) -> tuple[str, dict[str, str]]:
-    if batch.data is not None:
-        con.register(batch.relation, batch.data)
-    cols = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {batch.relation}").fetchall()}
-    return batch.relation, cols
+class QueryProgress:
+    """A tqdm bar on stderr fed by DuckDB's progress of the statement running on ``con``.
+
+    DuckDB reports the progress of the running statement only; the bar shows it per loading step.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, desc: str, enabled: bool) -> None:
+        self.con, self.desc, self.enabled = con, desc, enabled
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> QueryProgress:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false; "
+                             "SET progress_bar_time = 0")
+            self.bar = tqdm(total=100, desc=self.desc, unit="%", file=sys.stderr, leave=False,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        step, last = 1, 0.0
+        while not self._stop.wait(0.2):
+            try:
+                pct = float(self.con.query_progress())
+            except Exception:  # between statements; never disturb the load
+                continue
+            if pct < 0:
+                continue
+            if pct + 20 < last:
+                step += 1
+                self.bar.set_description(f"{self.desc} (step {step})", refresh=False)
+            last = pct
+            self.bar.n = min(100.0, pct)
+            self.bar.refresh()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self.bar.close()
+            try:
+                self.con.execute("SET enable_progress_bar = false")
+            except duckdb.Error:
+                pass
 
 
 def ingest_file(
@@ -68,36 +117,63 @@ def ingest_file(
     object_type: str | None = None,
     progress: bool | None = None,
 ) -> FileImport:
-    """Import one file, guessing the mapping where options are not given."""
+    """Import one file, guessing the mapping where options are not given.
+
+    The whole file loads in one transaction: it is either loaded (bad rows quarantined in
+    ``rejects`` with file, line, field and reason) or, on an error, not at all. Loading the same
+    file again loads nothing new (the records are recognised as duplicates).
+    """
     from ingest.sources import csv_file, ocel_file, parquet_file, xes_file
 
     path = Path(path)
     if not path.exists():
         raise SourceError(f"{path} does not exist", hint="check the path and try again", where={"file": str(path)})
+    if path.is_dir():
+        raise SourceError(f"{path} is a folder", hint="name one file; for a folder of exports configure a "
+                          "'folder' job in processlens.toml", where={"file": str(path)})
     kind = file_kind(path)
     source = source or path.name
+    tz = check_timezone(con, timezone or "UTC")
+    show = sys.stderr.isatty() if progress is None else progress
     explicit = {k: v for k, v in dict(case=case, activity=activity, timestamp=timestamp, start_timestamp=start_timestamp,
                                        resource=resource, lifecycle=lifecycle).items() if v}
     if kind == "ocel":
-        return ocel_file.ingest(con, path, object_type=object_type, source=source, progress=progress)
+        imp = ocel_file.ingest(con, path, object_type=object_type, source=source, progress=False)
+        return imp
 
-    def open_batches(keys: list[str]):
-        if kind == "csv":
-            return csv_file.batches(con, path, keys, sep=sep)
-        if kind == "parquet":
-            return parquet_file.batches(con, path)
-        return xes_file.batches(con, path)
-
-    # First pass: look at the columns to guess the mapping (cheap: DuckDB reads lazily).
-    gen = open_batches(list(explicit.values()))
-    con.execute("BEGIN TRANSACTION")
+    if kind == "csv":
+        preview = csv_file.preview_relation(con, path, sep=sep)
+        cols = _describe(con, preview)
+        open_batches = lambda keys: csv_file.batches(con, path, keys, sep=sep, allow_empty=False)  # noqa: E731
+    elif kind == "parquet":
+        preview = parquet_file.relation(path)
+        cols = _describe_or_fail(con, preview, path, "Parquet")
+        open_batches = lambda keys: parquet_file.batches(con, path)  # noqa: E731
+    else:
+        table = xes_file.read_frame(path)
+        if table.num_rows == 0:
+            raise SourceError(f"{path} contains no events", hint="check that the export is complete",
+                              where={"file": str(path)})
+        preview = "_xes_preview"
+        con.register(preview, table)
+        cols = _describe(con, preview)
+        open_batches = lambda keys: xes_file.batches_from(table, path)  # noqa: E731
     try:
-        first = next(gen)
-        rel, cols = _relation_for_guess(con, first)
-        guessed = guess_mapping_for(con, rel, cols)
+        if kind != "xes" and not con.execute(f"SELECT 1 FROM {preview} LIMIT 1").fetchall():
+            raise SourceError(f"{path.name} has a header but no events",
+                              hint="export the log again with its rows; only the column names were found",
+                              where={"file": str(path), "line": 1 if kind == "csv" else None})
+        unknown = [f"--{k.replace('_', '-')} {v!r}" for k, v in explicit.items() if v not in cols]
+        if unknown:
+            raise SourceError(
+                f"{path.name} has no column(s) {', '.join(unknown)}",
+                hint=f"the columns are: {', '.join(list(cols)[:40])}",
+                where={"file": str(path)},
+            )
+        guessed = guess_mapping(con, preview, cols, fixed=explicit)
     finally:
-        gen.close()
-        con.execute("ROLLBACK")
+        if kind == "xes":
+            con.unregister(preview)
     roles = {**guessed, **explicit}
     missing = [r for r in ("case", "activity", "timestamp") if r not in roles]
     if missing:
@@ -107,18 +183,37 @@ def ingest_file(
             + f"; the columns are: {', '.join(list(cols)[:40])}",
             where={"file": str(path)},
         )
-    tz = timezone or ("UTC" if kind == "xes" else "UTC")
     mapping = Mapping(**roles, timezone=tz)
-    loader = Loader(con, job=f"file:{path.name}", source=source, kind=kind, mapping=mapping, progress=progress,
+    loader = Loader(con, job=f"file:{path.name}", source=source, kind=kind, mapping=mapping, progress=False,
                     config={"path": str(path.resolve())})
-    result = loader.run(open_batches(mapping.key_columns))
-    return FileImport(path=path, kind=kind, mapping=mapping, result=result, guessed=guessed)
+    with QueryProgress(con, f"importing {path.name}", show):
+        result = loader.run(open_batches(mapping.key_columns))
+    return FileImport(path=path, kind=kind, mapping=mapping, result=result,
+                      guessed={k: v for k, v in guessed.items() if k not in explicit})
 
 
-def guess_mapping_for(con: duckdb.DuckDBPyConnection, relation: str, cols: dict[str, str]) -> dict[str, str]:
-    from ingest.guess import guess_mapping
+def check_timezone(con: duckdb.DuckDBPyConnection, tz: str) -> str:
+    """The zone name if DuckDB knows it, else a clear error."""
+    known = con.execute("SELECT count(*) FROM pg_timezone_names() WHERE name = ?", [tz]).fetchall()[0][0]
+    if not known:
+        raise SourceError(f"unknown time zone {tz!r}",
+                          hint="use an IANA name such as UTC, Europe/Amsterdam or America/New_York")
+    return tz
 
-    return guess_mapping(con, relation, cols)
+
+def _describe(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    return {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+
+
+def _describe_or_fail(con: duckdb.DuckDBPyConnection, relation: str, path: Path, what: str) -> dict[str, str]:
+    try:
+        return _describe(con, relation)
+    except duckdb.Error as exc:
+        raise SourceError(
+            f"cannot read {path.name} as {what}: {str(exc).splitlines()[0]}",
+            hint="check that the file is complete (not truncated) and has the right extension",
+            where={"file": str(path)},
+        ) from exc
 
 
 def stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

@@ -285,6 +285,10 @@ class Loader:
             record = f"{content} || '#' || row_number() OVER (PARTITION BY {content} ORDER BY r.{RESERVED}rn)"
         corr = text(m.correlation.key) if m.correlation else "NULL"
         line = f"r.{RESERVED}rn + {batch.line_offset}" if batch.line_offset is not None else "NULL"
+        # [ingest files, issue 2] a source that knows each row's exact physical line (CSV with
+        # quoted newlines, blank lines or rows its reader skipped) gives it in __pl_line.
+        if f"{RESERVED}line" in cols:
+            line = f"r.{RESERVED}line"
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _norm AS

@@ -1,49 +1,82 @@
-"""CSV files: delimiter, quoting, encoding and header sniffed; read by DuckDB's CSV reader."""
+"""CSV files: delimiter, quoting, encoding and header sniffed; read by DuckDB's CSV reader.
+
+Every record keeps its exact physical line in the file (header = line 1), also when records
+span several lines (quoted newlines), blank lines sit between them, or DuckDB's reader skipped
+malformed rows: good rows carry it in the reserved column ``__pl_line``, reader rejects in
+their ``line``.
+"""
 
 from __future__ import annotations
 
 import codecs
 import csv
+import io
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from ingest.loader import Batch
 from ingest.timestamps import quote_literal
 from processlens.errors import SourceError
 
 SNIFF_BYTES = 1 << 20
+LINE_COLUMN = "__pl_line"  # reserved prefix: never an attribute, never part of the content hash
+_CHUNK = 1 << 24
+
+
+def _fail(path: Path, message: str, hint: str, **where) -> SourceError:
+    return SourceError(f"{path.name}: {message}", hint=hint, where={"file": str(path), **where})
 
 
 def detect_encoding(path: Path) -> str:
-    """'utf-8' unless a BOM says UTF-16 or the first megabyte is not valid UTF-8 (then latin-1)."""
+    """UTF-8 (with or without BOM), UTF-16 (BOM or NUL pattern), or latin-1; binary files fail."""
     with open(path, "rb") as fh:
         head = fh.read(SNIFF_BYTES)
     if head.startswith(codecs.BOM_UTF16_LE) or head.startswith(codecs.BOM_UTF16_BE):
         return "utf-16"
+    sample = head[:4096]
+    if sample and sample.count(b"\x00") > len(sample) // 4:
+        # UTF-16 without a byte-order mark: ASCII characters have a NUL in every other byte
+        odd = sample[1::2].count(b"\x00")
+        even = sample[0::2].count(b"\x00")
+        return "utf-16-le" if odd > even else "utf-16-be"
+    if b"\x00" in head:
+        raise _fail(path, "is not a text file in a known encoding (it contains NUL bytes)",
+                    "save the export as CSV in UTF-8 (or latin-1 / UTF-16) and import it again")
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
         if exc.start < len(head) - 4:  # not just a character cut at the buffer's end
-            return "latin-1"
+            return _latin1_or_fail(path, head)
     return "utf-8"
 
 
+def _latin1_or_fail(path: Path, head: bytes) -> str:
+    """latin-1 decodes any byte; refuse data that is mostly control characters (binary)."""
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 13)) + sum(1 for b in head if 0x7F <= b < 0xA0)
+    if controls > max(8, len(head) // 100):
+        raise _fail(path, "is neither UTF-8, UTF-16 nor latin-1 text (it is full of control bytes)",
+                    "save the export as CSV in UTF-8 and import it again")
+    return "latin-1"
+
+
+def _decoded_sample(path: Path, encoding: str, size: int = 256 * 1024) -> str:
+    with open(path, encoding="utf-8-sig" if encoding == "utf-8" else encoding, errors="replace", newline="") as fh:
+        return fh.read(size)
+
+
 def header_and_delimiter(path: Path, encoding: str, sep: str | None) -> tuple[list[str], str, str]:
-    """Read the header row with Python's sniffer (``;`` and ``,`` and tabs) and return it."""
-    with open(path, encoding=encoding if encoding != "utf-8" else "utf-8-sig", errors="replace", newline="") as fh:
-        sample = fh.read(64 * 1024)
+    """Read the header row with Python's csv module (``,`` ``;`` tab and ``|`` sniffed)."""
+    sample = _decoded_sample(path, encoding)
     if not sample.strip():
-        raise SourceError(
-            f"{path} is empty",
-            hint="export the log again; a CSV needs a header row and at least one event",
-            where={"file": str(path)},
-        )
+        raise _fail(path, "is empty", "export the log again; a CSV needs a header row and at least one event")
     quote = '"'
+    lines = sample.lstrip("\r\n").splitlines()
+    first = lines[0]
     if sep is None:
-        first = sample.splitlines()[0]
         counts = {d: first.count(d) for d in [",", ";", "\t", "|"]}
         sep = max(counts, key=counts.get)
         if counts[sep] == 0:
@@ -51,7 +84,7 @@ def header_and_delimiter(path: Path, encoding: str, sep: str | None) -> tuple[li
                 sep = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
             except csv.Error:
                 sep = ","
-    header = next(csv.reader([sample.splitlines()[0]], delimiter=sep, quotechar=quote))
+    header = next(csv.reader(io.StringIO(sample.lstrip("\r\n")), delimiter=sep, quotechar=quote))
     return [h.strip() for h in header], sep, quote
 
 
@@ -64,11 +97,12 @@ def relation(path: Path, sep: str, encoding: str, quote: str = '"', varchar_colu
 
     Identifier-like columns are forced to VARCHAR so ``007`` stays ``007`` and ``NA`` stays an id;
     other columns keep DuckDB's detected types (typed attributes). Rows that do not fit the
-    detected shape are skipped into DuckDB's reject tables, from which the loader quarantines them.
+    detected shape are skipped into DuckDB's reject tables, from which they are quarantined.
     """
     opts = [
         f"delim={quote_literal(sep)}",
         f"quote={quote_literal(quote)}",
+        f"escape={quote_literal(quote)}",
         "header=true",
         f"encoding={quote_literal(encoding)}",
         "store_rejects=true",
@@ -85,24 +119,120 @@ def relation(path: Path, sep: str, encoding: str, quote: str = '"', varchar_colu
 
 
 def collect_csv_rejects(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    """Rows DuckDB's reader skipped (wrong column count, unconvertible values), with line numbers."""
+    """Rows DuckDB's reader skipped (wrong column count, unconvertible values), one per record.
+
+    ``line`` is DuckDB's record ordinal (header, records and blank lines count one each); the
+    caller turns it into the physical line.
+    """
     try:
         rows = con.execute(
-            "SELECT line, column_name, error_type, csv_line, error_message FROM reject_errors ORDER BY line"
+            """
+            SELECT line, string_agg(DISTINCT column_name, ', ') AS fields,
+                   string_agg(DISTINCT lower(replace(error_type, '_', ' ')), '; ') AS kinds,
+                   first(csv_line), first(error_message)
+            FROM reject_errors GROUP BY line ORDER BY line
+            """
         ).fetchall()
     except duckdb.CatalogException:
         return []
     out = []
-    for line, column, etype, csv_line, message in rows:
+    for line, fields, kinds, csv_line, message in rows:
+        detail = message.splitlines()[0] if message else kinds
         out.append({
-            "line": line,
-            "field": column,
-            "reason": f"{etype.lower().replace('_', ' ')}: {message.splitlines()[0] if message else etype}",
-            "raw": {"line": csv_line},
+            "line": int(line),
+            "field": fields,
+            "reason": f"{kinds}: {detail}",
+            "raw": {"line": (csv_line or "").strip("\r\n")},
         })
     con.execute("DELETE FROM reject_errors")
     con.execute("DELETE FROM reject_scans")
     return out
+
+
+def count_physical_lines(path: Path) -> int:
+    """Lines in a byte-oriented (UTF-8 / latin-1) file; a last line without newline counts."""
+    n, last = 0, b"\n"
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n + (0 if last == b"\n" else 1)
+
+
+def record_lines(path: Path, encoding: str, sep: str, quote: str) -> tuple[list[int], list[int]]:
+    """Physical start line of every record after the header, and its DuckDB ordinal.
+
+    Used only when records span lines or blank lines are present; Python's csv module walks the
+    file once (the same dialect DuckDB was given).
+    """
+    starts: list[int] = []
+    ordinals: list[int] = []
+    with open(path, encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as fh:
+        reader = csv.reader(fh, delimiter=sep, quotechar=quote)
+        prev = 0
+        ordinal = 0
+        header_seen = False
+        for row in reader:
+            start = prev + 1
+            prev = reader.line_num
+            ordinal += 1
+            if not row:
+                continue
+            if not header_seen:
+                header_seen = True
+                if start > 1:  # blank lines before the header: DuckDB does not count them
+                    ordinal = 1
+                continue
+            starts.append(start)
+            ordinals.append(ordinal)
+    return starts, ordinals
+
+
+def _attach_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, sep: str, quote: str,
+                  rejects: list[dict]) -> int | None:
+    """Give good rows their physical line; fix reject lines. Returns a line offset when rows are
+    simply consecutive (no column needed), else None after adding ``__pl_line``."""
+    n_good = con.execute("SELECT count(*) FROM _csv_data").fetchall()[0][0]
+    reject_ordinals = [r["line"] for r in rejects]
+    byte_encoding = encoding.replace("_", "-").lower() in {"utf-8", "latin-1", "iso-8859-1"}
+    if byte_encoding and count_physical_lines(path) == 1 + n_good + len(rejects):
+        # one line per record, no blank lines: DuckDB's ordinals are physical lines
+        if not rejects:
+            return 2
+        good_lines = sorted(set(range(2, 2 + n_good + len(rejects))) - set(reject_ordinals))
+    else:
+        starts, ordinals = record_lines(path, encoding, sep, quote)
+        by_ordinal = dict(zip(ordinals, starts, strict=True))
+        rejected = set(reject_ordinals)
+        good_lines = [s for s, o in zip(starts, ordinals, strict=True) if o not in rejected]
+        if len(good_lines) != n_good or not rejected <= by_ordinal.keys():
+            return None  # the two parsers disagree (malformed quoting): lines are unknown
+        for r in rejects:
+            r["line"] = by_ordinal[r["line"]]
+    con.register("_csv_lines", pa.table({LINE_COLUMN: pa.array(good_lines, type=pa.int64())}))
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _csv_data AS SELECT * FROM _csv_data POSITIONAL JOIN _csv_lines")
+    finally:
+        con.unregister("_csv_lines")
+    return None
+
+
+def preview_relation(con: duckdb.DuckDBPyConnection, path: Path, sep: str | None = None) -> str:
+    """A ``read_csv`` expression for looking at the columns (guessing); fails clearly on
+    files that are empty, binary or not CSV."""
+    if path.stat().st_size == 0:
+        raise _fail(path, "is empty (0 bytes)", "export the log again with a header row and events")
+    encoding = detect_encoding(path)
+    _header, sep, quote = header_and_delimiter(path, encoding, sep)
+    rel = relation(path, sep, encoding, quote).replace("store_rejects=true", "store_rejects=false")
+    try:
+        con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
+    except duckdb.Error as exc:
+        raise _fail(
+            path, f"cannot be read as CSV ({encoding}, separator {sep!r}): {str(exc).splitlines()[0]}",
+            "check the separator (--sep) and that the file is UTF-8, UTF-16 or latin-1 text",
+        ) from exc
+    return rel
 
 
 def batches(
@@ -111,46 +241,53 @@ def batches(
     key_columns: list[str],
     sep: str | None = None,
     encoding: str | None = None,
+    allow_empty: bool = True,
 ) -> Iterator[Batch]:
-    """One batch for the whole file: DuckDB streams it; the loader inserts set-wise."""
+    """One batch for the whole file: DuckDB reads it in parallel; the loader inserts set-wise.
+
+    ``allow_empty=False`` turns a header-only file into an error (one-off imports); jobs that
+    poll exports may accept empty ones.
+    """
     path = Path(path)
     if not path.exists():
         raise SourceError(f"{path} does not exist", hint="check the path", where={"file": str(path)})
     if path.stat().st_size == 0:
-        raise SourceError(f"{path} is empty", hint="export the log again with a header row and events", where={"file": str(path)})
+        raise _fail(path, "is empty (0 bytes)", "export the log again with a header row and events")
     encoding = encoding or detect_encoding(path)
     header, sep, quote = header_and_delimiter(path, encoding, sep)
     dups = duplicate_headers(header)
     clash = [c for c in key_columns if c in dups]
     if clash:
-        raise SourceError(
-            f"{path} has the column name(s) {clash} more than once in its header, and the mapping uses them",
-            hint="rename the duplicate columns in the export, or map the column by its renamed form (e.g. 'name_1')",
-            where={"file": str(path), "line": 1},
+        raise _fail(
+            path, f"the column name(s) {clash} appear more than once in the header, and the mapping uses them",
+            "rename the duplicate columns in the export so each name is unique, then import again", line=1,
+        )
+    missing = [c for c in key_columns if c not in header]
+    if missing:
+        raise _fail(
+            path, f"column(s) {missing} are not in the header (separator {sep!r})",
+            f"the header has: {', '.join(header[:40])}; check the column names or pass --sep", line=1,
         )
     rel = relation(path, sep, encoding, quote, varchar_columns=[c for c in key_columns if c in header])
     try:
         con.execute(f"CREATE OR REPLACE TEMP VIEW _csv AS SELECT * FROM {rel}")
         con.execute("DESCRIBE SELECT * FROM _csv").fetchall()
-    except duckdb.Error as exc:
-        raise SourceError(
-            f"cannot read {path} as CSV: {str(exc).splitlines()[0]}",
-            hint="check the delimiter (--sep) and the encoding (UTF-8 or latin-1 are detected)",
-            where={"file": str(path)},
-        ) from exc
-    # Materialise once so the reader's own rejects are known before the loader runs.
-    try:
+        # Materialise once so the reader's own rejects are known before the loader runs.
         con.execute("CREATE OR REPLACE TEMP TABLE _csv_data AS SELECT * FROM _csv")
     except duckdb.Error as exc:
-        raise SourceError(
-            f"cannot read {path}: {str(exc).splitlines()[0]}",
-            hint="check the file's encoding and quoting; the line is named above",
-            where={"file": str(path)},
+        first = str(exc).splitlines()[0]
+        raise _fail(
+            path, f"cannot be read as CSV ({encoding}, separator {sep!r}): {first}",
+            "check the separator (--sep) and that the file is UTF-8, UTF-16 or latin-1 text",
         ) from exc
     source_rejects = collect_csv_rejects(con)
-    extra = {"duplicate_headers": dups} if dups else {}
-    batch = Batch(relation="_csv_data", location=str(path), line_offset=2, source_rejects=source_rejects)
-    batch.extra = extra  # type: ignore[attr-defined]
+    n_good = con.execute("SELECT count(*) FROM _csv_data").fetchall()[0][0]
+    if not allow_empty and n_good + len(source_rejects) == 0:
+        raise _fail(path, "has a header but no events", "export the log again with its rows; the header alone was found",
+                    line=1)
+    line_offset = _attach_lines(con, path, encoding, sep, quote, source_rejects)
+    batch = Batch(relation="_csv_data", location=str(path), line_offset=line_offset, source_rejects=source_rejects)
+    batch.extra = {"duplicate_headers": dups, "encoding": encoding, "sep": sep}  # type: ignore[attr-defined]
     try:
         yield batch
     finally:

@@ -12,9 +12,15 @@ from ingest.timestamps import quote_literal
 from processlens.errors import SourceError
 
 
+def relation(path: str | Path) -> str:
+    """The DuckDB table expression reading this file."""
+    return f"read_parquet({quote_literal(str(path))})"
+
+
 def batches(con: duckdb.DuckDBPyConnection, path: str | Path) -> Iterator[Batch]:
+    """One batch for the whole file (DuckDB streams it); rows are numbered in file order."""
     path = Path(path)
-    rel = f"read_parquet({quote_literal(str(path))})"
+    rel = relation(path)
     try:
         con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
     except duckdb.Error as exc:

@@ -6,8 +6,12 @@ laughs) or external entities is refused, since no real event log needs them.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
 import re
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,22 +55,59 @@ def check_safe(path: Path, scan_bytes: int = 1 << 20) -> None:
         )
 
 
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[list[str]]:
+    """Capture what native code writes to file descriptor 2 (the Rust importer's panic text)."""
+    out: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield out
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            out.append(tmp.read(1 << 16).decode("utf-8", "replace"))
+
+
+def _panic_reason(text: str) -> str:
+    for line in text.splitlines():
+        if "Err" in line or "error" in line.lower():
+            return line.strip()
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
 def read_frame(path: Path):
     """Read the log as a pyarrow table, one row per event, in document order."""
     import rustxes
 
     check_safe(path)
-    try:
-        df, _meta = rustxes.import_xes(str(path))
-    except BaseException as exc:  # the Rust importer raises PanicException (a BaseException) on bad XML
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
+    with _captured_stderr() as err:
+        try:
+            df, _meta = rustxes.import_xes(str(path))
+            failure = None
+        except BaseException as exc:  # the Rust importer raises PanicException (a BaseException) on bad XML
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            failure = exc
+    if failure is not None:
+        detail = str(failure).splitlines()[0] if str(failure) else _panic_reason(err[0]) or type(failure).__name__
+        truncated = "UnexpectedEof" in detail or "EOF" in detail
         raise SourceError(
-            f"cannot parse {path} as XES: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-            hint="the XML is malformed or truncated; validate it or export it again",
+            f"cannot parse {path.name} as XES: " + ("the file ends in the middle (truncated). " if truncated else "")
+            + detail,
+            hint="the download or export was cut off; copy or export the file again" if truncated
+            else "the XML is malformed; validate it or export it again",
             where={"file": str(path)},
-        ) from exc
+        ) from failure
     return df.to_arrow()
+
+
+def batches_from(table, path: Path) -> Iterator[Batch]:
+    """One batch over an already read table (``read_frame``)."""
+    yield Batch(relation="_xes_data", data=table, location=str(path), line_offset=None)
 
 
 def batches(con: duckdb.DuckDBPyConnection, path: str | Path) -> Iterator[Batch]:
@@ -74,4 +115,4 @@ def batches(con: duckdb.DuckDBPyConnection, path: str | Path) -> Iterator[Batch]
     table = read_frame(path)
     if table.num_rows == 0:
         raise SourceError(f"{path} contains no events", hint="check that the export is complete", where={"file": str(path)})
-    yield Batch(relation="_xes_data", data=table, location=str(path), line_offset=None)
+    yield from batches_from(table, path)

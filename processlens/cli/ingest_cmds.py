@@ -18,32 +18,47 @@ def ingest() -> None:
 @click.option("--case", help="Column with the case id (guessed when omitted).")
 @click.option("--activity", help="Column with the activity name (guessed when omitted).")
 @click.option("--timestamp", help="Column with the (completion) timestamp (guessed when omitted).")
-@click.option("--start-timestamp", help="Column with the start timestamp, if any.")
+@click.option("--start-timestamp", help="Column with the start timestamp, if any (guessed when omitted).")
 @click.option("--resource", help="Column with the resource (guessed when omitted).")
-@click.option("--sep", help="CSV delimiter (sniffed when omitted).")
-@click.option("--timezone", help="Time zone of naive timestamps in this file (default UTC).")
+@click.option("--lifecycle", help="Column with the lifecycle transition (start/complete; guessed when omitted).")
+@click.option("--sep", help=r"CSV delimiter, e.g. ';' or '\t' (sniffed when omitted).")
+@click.option("--timezone", help="Time zone of naive timestamps in this file, e.g. Europe/Amsterdam (default UTC).")
 @click.option("--source", help="Name of the source system (default: the file name).")
 @click.option("--object-type", help="OCEL logs: the object type whose objects become cases (default: the most used).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when interactive).")
 @json_option
 @click.pass_context
-def ingest_file_cmd(ctx, path, case, activity, timestamp, start_timestamp, resource, sep, timezone, source, object_type, as_json):
-    """Import one file (CSV, Parquet, XES, .xes.gz, OCEL 2.0), guessing its columns."""
+def ingest_file_cmd(ctx, path, case, activity, timestamp, start_timestamp, resource, lifecycle, sep, timezone, source,
+                    object_type, progress, as_json):
+    """Import one file (CSV, Parquet, XES, .xes.gz, OCEL 2.0), guessing its columns.
+
+    Bad rows are quarantined with file, line, field and reason ('processlens ingest rejects');
+    importing the same file again loads nothing new.
+    """
     from ingest.api import ingest_file
 
     s = settings(ctx)
     with open_store(s.db_path) as con:
         imp = ingest_file(con, path, case=case, activity=activity, timestamp=timestamp, start_timestamp=start_timestamp,
-                          resource=resource, sep=sep.encode().decode("unicode_escape") if sep else None,
-                          timezone=timezone, source=source, object_type=object_type, progress=None if not as_json else False)
-    m = imp.mapping
-    data = {"file": str(imp.path), "kind": imp.kind, "mapping": {k: v for k, v in vars(m).items() if v and k in
-            ("case", "activity", "timestamp", "start_timestamp", "resource", "lifecycle", "timezone")},
-            **imp.result.to_dict(), **getattr(imp, "extra", {})}
-    text = (f"{imp.path.name} ({imp.kind}): case={m.case!r} activity={m.activity!r} timestamp={m.timestamp!r}"
-            + (f" resource={m.resource!r}" if m.resource else "") + "\n" + imp.result.summary())
+                          resource=resource, lifecycle=lifecycle,
+                          sep=sep.encode().decode("unicode_escape") if sep else None,
+                          timezone=timezone, source=source, object_type=object_type,
+                          progress=False if as_json else progress)
+    mapping = {k: getattr(imp.mapping, k) for k in MAPPING_ROLES if getattr(imp.mapping, k)}
+    data = {"file": str(imp.path), "kind": imp.kind, "mapping": mapping, "guessed": sorted(imp.guessed),
+            **imp.result.to_dict(), **imp.extra}
+    roles = " ".join(f"{k}={v!r}" + ("*" if k in imp.guessed else "") for k, v in mapping.items())
+    text = f"{imp.path.name} ({imp.kind}): {roles}" + ("  (* guessed)" if imp.guessed else "")
+    if imp.extra.get("object_type"):
+        text += f"\ncases are objects of type {imp.extra['object_type']!r} (others: "
+        text += ", ".join(t for t in imp.extra.get("object_types", {}) if t != imp.extra["object_type"]) + ")"
+    text += "\n" + imp.result.summary()
     if imp.result.rows_rejected:
-        text += "\nRejected rows are kept with their reason: see 'processlens ingest rejects'."
+        text += "\nRejected rows are kept with file, line and reason: see 'processlens ingest rejects'."
     emit(data, as_json, text)
+
+
+MAPPING_ROLES = ("case", "activity", "timestamp", "start_timestamp", "resource", "lifecycle", "timezone")
 
 
 @ingest.command("run")
