@@ -1,0 +1,84 @@
+"""Page frame: titles, captions, notices, empty states and error messages (never tracebacks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dashboard import data
+from dashboard.components import fmt
+
+INGEST_HELP = """\
+**The store has no events yet.** Load an event log to see your process:
+
+```bash
+processlens ingest file orders.csv          # CSV, Parquet, XES/.xes.gz or OCEL 2.0; columns are guessed
+processlens ingest run                      # or run the jobs declared in processlens.toml
+processlens demo --no-dashboard             # or build the order-to-cash demo world
+```
+Then reload this page. The **Data** page shows what was loaded, what was rejected and why.
+"""
+
+MODEL_HELP = """\
+**No reference model is configured.** Stuck work, conformance and exceptions compare cases with
+the workflow the business expects. Add one to `processlens.toml`:
+
+```toml
+[models.order_to_cash]
+path = "order-to-cash.bpmn"          # BPMN 2.0, PNML, or the short text format
+annotations = "order-to-cash.toml"   # owners, SLAs, exception paths
+```
+Check it with `processlens model validate` and reload this page.
+"""
+
+
+def header(title: str, purpose: str, flt=None) -> None:
+    """The page title, one line saying what the page is for, and the scope it shows."""
+    st.title(title)
+    scope = f"Cases: {flt.describe()}" if flt is not None else ""
+    try:
+        as_of = fmt.when(data.now())
+    except data.NotConfigured as exc:
+        as_of = f"now (ignored invalid setting: {exc.message})"
+    st.caption(" · ".join(x for x in (purpose, scope, f"as of {as_of}") if x))
+    busy_notice()
+
+
+def busy_notice() -> None:
+    if st.session_state.pop("_store_busy", False):
+        st.info("The store is busy with an ingest or the coordinator; showing the numbers from just before. "
+                "They refresh by themselves once it is free.", icon=":material/hourglass_top:")
+
+
+def outcome(result: data.Outcome, what: str) -> Any:
+    """Show why ``what`` is unavailable, or return its value."""
+    if result.ok:
+        return result.value
+    hint = f"\n\n**What to do:** {result.hint}" if result.hint else ""
+    if result.kind == "missing":
+        st.info(f"**{what}** is not available yet: {result.message}{hint}", icon=":material/construction:")
+    elif result.kind == "unconfigured":
+        if "model" in result.message.lower():
+            st.info(MODEL_HELP, icon=":material/account_tree:")
+        else:
+            st.info(f"**{what}**: {result.message}{hint}", icon=":material/settings:")
+    elif result.kind == "busy":
+        st.warning(f"**{what}**: {result.message}{hint}", icon=":material/hourglass_top:")
+    else:
+        st.error(f"**{what}** could not be computed: {result.message}{hint}", icon=":material/error:")
+    return None
+
+
+def require_events(overview: dict[str, Any] | None) -> bool:
+    """Show how to load data and return False when the store (or the filtered view) is empty."""
+    if overview is None:
+        return False
+    if not overview.get("events"):
+        if overview.get("filtered"):
+            st.info("No case matches the filters in the sidebar. Widen the time range or clear a filter.",
+                    icon=":material/filter_alt_off:")
+        else:
+            st.info(INGEST_HELP, icon=":material/upload_file:")
+        return False
+    return True

@@ -1,0 +1,272 @@
+"""The dashboard's cached data layer.
+
+Every number on a page comes through :func:`get`: it names a pure function (``dashboard.queries``
+or an engine adapter in ``dashboard.engines``), runs it on a read-only connection opened for that
+one query, and caches the result with ``st.cache_data`` keyed by the store's ``data_version``, the
+view filter and the arguments. Nothing holds the DuckDB file between reruns, so ingest jobs and
+the coordinator can write in between. When the store is busy (another process is writing) the
+last result for the same question is shown with a notice instead of an error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from dashboard.filters import ViewFilter
+from processlens.errors import ProcesslensError, StoreBusyError
+
+log = logging.getLogger("processlens.dashboard")
+
+#: Seconds a dashboard query waits for a writer before showing cached numbers.
+BUSY_TIMEOUT = float(os.environ.get("PROCESSLENS_DASHBOARD_BUSY_TIMEOUT", "3"))
+#: Seconds between checks of the store's data version.
+VERSION_TTL = float(os.environ.get("PROCESSLENS_DASHBOARD_VERSION_TTL", "2"))
+
+
+class EngineMissing(ProcesslensError):
+    """A page needs an engine (analytics, models, coordinator) that is not installed yet."""
+
+
+class NotConfigured(ProcesslensError):
+    """A page needs configuration that is missing (a reference model, rules, targets)."""
+
+
+# -- settings ---------------------------------------------------------------------------------
+@st.cache_resource(ttl=30, show_spinner=False)
+def _settings_cached(db: str | None, config: str | None):
+    from processlens.config import load_settings
+
+    return load_settings(db, config)
+
+
+def settings():
+    """The processlens settings of this server (store path and config from env or arguments)."""
+    return _settings_cached(os.environ.get("PROCESSLENS_DB"), os.environ.get("PROCESSLENS_CONFIG"))
+
+
+def db_path() -> str:
+    return str(settings().db_path)
+
+
+def dashboard_config() -> dict[str, Any]:
+    """The ``[dashboard]`` table of processlens.toml."""
+    return settings().section("dashboard")
+
+
+def now() -> datetime:
+    """The clock the pages judge waiting times against (naive UTC).
+
+    ``[dashboard] now`` or ``PROCESSLENS_NOW`` (ISO time) wins; a demo store uses the moment its
+    world was generated (``world.json`` beside it); otherwise the current time.
+    """
+    value = os.environ.get("PROCESSLENS_NOW") or dashboard_config().get("now")
+    if not value:
+        s = settings()
+        for candidate in (Path(s.db_path).parent / "demo-world" / "world.json", s.base_dir / "world.json"):
+            try:
+                value = json.loads(candidate.read_text(encoding="utf-8")).get("now")
+            except (OSError, ValueError):
+                continue
+            if value:
+                break
+    if value:
+        try:
+            ts = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise NotConfigured(f"'now' is not an ISO time: {value!r}", hint="write it like 2024-05-01T12:00:00Z") from exc
+        return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+# -- one lock per process: DuckDB refuses a read-write and a read-only handle on one file in one process
+class _ReadWriteLock:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    def acquire_read(self) -> None:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+
+    def release_read(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            self._cond.notify_all()
+
+    def acquire_write(self) -> None:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+
+    def release_write(self) -> None:
+        with self._cond:
+            self._writer = False
+            self._cond.notify_all()
+
+
+_LOCK = _ReadWriteLock()
+
+
+def run_read(fn, db: str, *args, **kwargs):
+    """Run ``fn(con, *args, **kwargs)`` on a read-only connection opened for this call only."""
+    from ingest.store import open_store
+
+    _LOCK.acquire_read()
+    try:
+        with open_store(db, read_only=True, timeout=BUSY_TIMEOUT) as con:
+            return fn(con, *args, **kwargs)
+    finally:
+        _LOCK.release_read()
+
+
+def run_write(fn, db: str | None = None, *args, timeout: float = 30, **kwargs):
+    """Run ``fn(con, ...)`` in a read-write connection (enqueueing actions); waits up to ``timeout``."""
+    from ingest.store import open_store
+
+    db = db or db_path()
+    _LOCK.acquire_write()
+    try:
+        with open_store(db, read_only=False, timeout=timeout) as con:
+            result = fn(con, *args, **kwargs)
+    finally:
+        _LOCK.release_write()
+    _VERSIONS.pop(db, None)
+    st.cache_data.clear()
+    return result
+
+
+# -- the version of the data --------------------------------------------------------------------
+_VERSIONS: dict[str, tuple[int, float]] = {}
+
+
+def _read_version(con) -> int:
+    from ingest.store import data_version
+
+    version = data_version(con)
+    # Changes that do not touch events (actions, models) also change what pages show.
+    extra = 0
+    for table in ("actions", "models", "rule_state"):
+        if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0]:
+            extra += con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return version * 1_000_003 + extra
+
+
+def data_version() -> int:
+    """The store's data version, checked at most every ``VERSION_TTL`` seconds; the last known one when busy."""
+    db = db_path()
+    known = _VERSIONS.get(db)
+    if known and time.monotonic() - known[1] < VERSION_TTL:
+        return known[0]
+    try:
+        version = run_read(_read_version, db)
+    except StoreBusyError:
+        _notice_busy()
+        return known[0] if known else -1
+    _VERSIONS[db] = (version, time.monotonic())
+    return version
+
+
+def _notice_busy() -> None:
+    try:
+        st.session_state["_store_busy"] = True
+    except Exception:  # noqa: BLE001 - outside a script run
+        pass
+
+
+# -- the cache ----------------------------------------------------------------------------------
+_LAST: OrderedDict[tuple, Any] = OrderedDict()
+_LAST_MAX = 256
+
+
+def _resolve(ref: str):
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@st.cache_data(show_spinner=False, max_entries=2000, ttl=6 * 3600)
+def _cached(ref: str, db: str, version: int, flt_key: str, kwargs_json: str) -> Any:
+    fn = _resolve(ref)
+    kwargs = json.loads(kwargs_json)
+    if flt_key:
+        kwargs["flt"] = ViewFilter.from_query_params(json.loads(flt_key))
+    return run_read(fn, db, **kwargs)
+
+
+def get(ref: str, flt: ViewFilter | None = None, **kwargs) -> Any:
+    """The result of ``ref`` (``"module:function"``, default module ``dashboard.queries``), cached.
+
+    Raises :class:`ProcesslensError` subclasses with a message and a hint; ``StoreBusyError``
+    only when there is no earlier result to show.
+    """
+    if ":" not in ref:
+        ref = f"dashboard.queries:{ref}"
+    db = db_path()
+    flt_key = flt.key() if flt is not None else ""
+    kwargs_json = json.dumps(kwargs, sort_keys=True, default=str)
+    last_key = (ref, db, flt_key, kwargs_json)
+    try:
+        result = _cached(ref, db, data_version(), flt_key, kwargs_json)
+    except StoreBusyError:
+        if last_key in _LAST:
+            _notice_busy()
+            return _LAST[last_key]
+        raise
+    _LAST[last_key] = result
+    _LAST.move_to_end(last_key)
+    while len(_LAST) > _LAST_MAX:
+        _LAST.popitem(last=False)
+    return result
+
+
+@dataclass
+class Outcome:
+    """What :func:`attempt` got: a value, or a message to show instead."""
+
+    value: Any = None
+    kind: str = "ok"  # ok | missing | unconfigured | error | busy
+    message: str = ""
+    hint: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"
+
+
+def attempt(ref: str, flt: ViewFilter | None = None, **kwargs) -> Outcome:
+    """Like :func:`get`, but turns every failure into an :class:`Outcome` a page can show."""
+    try:
+        return Outcome(get(ref, flt, **kwargs))
+    except EngineMissing as exc:
+        return Outcome(kind="missing", message=exc.message, hint=exc.hint)
+    except NotConfigured as exc:
+        return Outcome(kind="unconfigured", message=exc.message, hint=exc.hint)
+    except StoreBusyError as exc:
+        return Outcome(kind="busy", message=exc.message, hint=exc.hint)
+    except ProcesslensError as exc:
+        return Outcome(kind="error", message=exc.message, hint=exc.hint)
+    except Exception as exc:  # noqa: BLE001 - shown as a message, logged with its traceback
+        log.exception("dashboard query %s failed", ref)
+        return Outcome(kind="error", message=f"{type(exc).__name__}: {exc}",
+                       hint="this is a bug in processlens; the server log has the details — please report it")
+
+
+def clear() -> None:
+    """Forget every cached result (after a write from this process)."""
+    _VERSIONS.clear()
+    st.cache_data.clear()

@@ -1,0 +1,242 @@
+"""Adapters from the dashboard to the engines (analytics, models, coordinator).
+
+Each function takes an open connection and plain arguments (so ``dashboard.data`` can cache it)
+and returns DataFrames or dicts. Engines are imported lazily: a missing one raises
+:class:`EngineMissing` with what it would add, a missing configuration :class:`NotConfigured`.
+Where an engine is missing, store-only queries from ``dashboard.queries`` stand in when they can.
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from dashboard import queries
+from dashboard.data import EngineMissing, NotConfigured
+from dashboard.filters import ViewFilter
+from processlens.errors import ConfigError
+
+ENGINE_TEXT = {
+    "analytics": ("the analytics engine (package `analytics`)", "update processlens to a version with analytics"),
+    "models": ("the reference-model engine (package `models`)", "update processlens to a version with conformance"),
+    "coordinator": ("the coordinator (package `coordinator`)", "update processlens to a version with the coordinator"),
+}
+
+
+def engine(name: str, attr: str | None = None) -> Any:
+    """The engine module (or one of its functions), or :class:`EngineMissing`."""
+    what, hint = ENGINE_TEXT[name]
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        raise EngineMissing(f"it needs {what}, which is not installed", hint=hint) from exc
+    if attr is None:
+        return module
+    fn = getattr(module, attr, None)
+    if fn is None:
+        raise EngineMissing(f"{what} does not offer `{attr}` yet", hint=hint)
+    return fn
+
+
+def _settings(config: str | None):
+    from processlens.config import load_settings
+
+    return load_settings(None, config)
+
+
+def _now(now: str | None) -> datetime | None:
+    return datetime.fromisoformat(now) if now else None
+
+
+def reference_model(config: str | None = None, name: str | None = None) -> Any:
+    load = engine("models", "model_from_settings")
+    try:
+        return load(_settings(config), name)
+    except ConfigError as exc:
+        if "no reference model" in exc.message:
+            raise NotConfigured("no reference model is configured", hint=exc.hint) from exc
+        raise
+
+
+def _analytics_filter(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None) -> Any:
+    if flt is None or flt.is_empty:
+        return None
+    variant_ids = None
+    if flt.variant:
+        variant_ids = _analytics_variant_ids(con, flt)
+    return flt.to_analytics(variant_ids)
+
+
+def _analytics_variant_ids(con: duckdb.DuckDBPyConnection, flt: ViewFilter) -> list[int] | None:
+    """Translate our short variant id into analytics' variant numbers via the activity sequence."""
+    acts = queries.variant_activities(con, flt.variant)
+    if acts is None:
+        return [-1]
+    try:
+        table = engine("analytics", "variants")(con, None)
+    except EngineMissing:
+        return None
+    for col in ("activities", "variant"):
+        if col in table.columns:
+            hits = table[table[col].map(lambda a: list(a) == acts if not isinstance(a, str) else a.split(",") == acts)]
+            for id_col in ("variant_id", "id", "rank"):
+                if id_col in hits.columns:
+                    return [int(v) for v in hits[id_col]]
+    return None
+
+
+# -- analytics ------------------------------------------------------------------------------------
+def process_map(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, activities: float = 1.0,
+                paths: float = 1.0, overlay: str = "frequency") -> dict[str, Any]:
+    """The directly-follows map as Graphviz DOT plus its edge table, simplified by the sliders."""
+    an = engine("analytics")
+    result = an.dfg(con, _analytics_filter(con, flt))
+    simple = an.simplify(result, activities=activities, paths=paths) if hasattr(an, "simplify") else result
+    dot = an.to_dot(simple, overlay=overlay)
+    edges = getattr(simple, "edges", pd.DataFrame())
+    return {"dot": dot, "edges": edges, "start": dict(getattr(simple, "start_activities", {}) or {}),
+            "end": dict(getattr(simple, "end_activities", {}) or {}),
+            "all_edges": len(getattr(result, "edges", [])), "source": "analytics"}
+
+
+def variants(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, top: int = 50) -> pd.DataFrame:
+    return queries.top_variants(con, flt, top=top)
+
+
+def kpis(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, freq: str = "week") -> pd.DataFrame:
+    return engine("analytics", "kpis")(con, _analytics_filter(con, flt), freq=freq)
+
+
+def bottlenecks(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, by: str = "edge") -> pd.DataFrame:
+    return engine("analytics", "bottlenecks")(con, _analytics_filter(con, flt), by=by)
+
+
+def case_table(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, now: str | None = None) -> pd.DataFrame:
+    return engine("analytics", "cases")(con, _analytics_filter(con, flt), now=_now(now))
+
+
+def discover_bpmn(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, noise: float = 0.2) -> dict[str, str]:
+    model = engine("analytics", "discover")(con, _analytics_filter(con, flt), noise=noise)
+    return {"bpmn": getattr(model, "bpmn_xml", ""), "pnml": getattr(model, "pnml", "")}
+
+
+# -- models ---------------------------------------------------------------------------------------
+def _case_ids(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None) -> set[str] | None:
+    if flt is None or flt.is_empty:
+        return None
+    sql, params = flt.cases_sql()
+    return {r[0] for r in con.execute(f"SELECT case_id FROM cases WHERE case_key IN ({sql})", params).fetchall()}
+
+
+def _restrict(df: pd.DataFrame, ids: set[str] | None) -> pd.DataFrame:
+    return df if ids is None or "case_id" not in df.columns else df[df["case_id"].astype(str).isin(ids)]
+
+
+def stuck(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, now: str | None = None,
+          config: str | None = None) -> pd.DataFrame:
+    """Stuck open cases with step, owner, waited/SLA/normal seconds and reasons, worst first."""
+    model = reference_model(config)
+    df = engine("models", "stuck")(con, model, now=_now(now))
+    df = _restrict(pd.DataFrame(df), _case_ids(con, flt)).copy()
+    if df.empty:
+        return df
+    if "reasons" in df.columns:
+        df["reasons"] = df["reasons"].map(lambda r: ", ".join(r) if isinstance(r, list | tuple) else r)
+    sla = df.get("sla_seconds")
+    normal = df.get("normal_seconds")
+    ref = pd.concat([x for x in (sla, normal) if x is not None], axis=1).min(axis=1) if sla is not None or normal is not None else None
+    df["overdue_ratio"] = df["waited_seconds"] / ref if ref is not None else None
+    return df.sort_values(["overdue_ratio", "waited_seconds"], ascending=False, na_position="last")
+
+
+def exceptions(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, now: str | None = None,
+               config: str | None = None) -> pd.DataFrame:
+    model = reference_model(config)
+    df = engine("models", "exceptions")(con, model, now=_now(now))
+    return _restrict(pd.DataFrame(df), _case_ids(con, flt))
+
+
+def conformance(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, config: str | None = None,
+                method: str = "token-replay") -> dict[str, Any]:
+    model = reference_model(config)
+    result = engine("models", "check")(con, model, method=method)
+    out = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    per_case = getattr(result, "cases", None)
+    if isinstance(per_case, pd.DataFrame):
+        out["per_case"] = _restrict(per_case, _case_ids(con, flt))
+    return out
+
+
+def case_position(con: duckdb.DuckDBPyConnection, case_id: str, config: str | None = None) -> Any:
+    model = reference_model(config)
+    pos = engine("models", "case_position")(con, model, case_id)
+    if hasattr(pos, "to_dict"):
+        return pos.to_dict()
+    if hasattr(pos, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(pos)
+    return pos
+
+
+# -- coordinator ------------------------------------------------------------------------------------
+def actions(con: duckdb.DuckDBPyConnection, case_id: str | None = None, limit: int = 500) -> pd.DataFrame:
+    if not queries.table_exists(con, "actions"):
+        raise EngineMissing("it needs the coordinator's tables, which this store does not have yet",
+                            hint="run 'processlens coordinator run --once' once, or update processlens")
+    where, params = ("WHERE case_id = ?", [case_id]) if case_id else ("", [])
+    return con.execute(
+        f"""SELECT action_id, created_at, origin, rule, actor, kind, action_type, case_id, step, reason, status,
+                   attempts, delivered_at, last_error, approved_by
+            FROM actions {where} ORDER BY created_at DESC, action_id DESC LIMIT ?""", params + [limit]).df()
+
+
+def action_status_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    if not queries.table_exists(con, "actions"):
+        return {}
+    return dict(con.execute("SELECT status, count(*) FROM actions GROUP BY status").fetchall())
+
+
+def effect(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return pd.DataFrame(engine("coordinator", "effect")(con))
+
+
+def rules(con: duckdb.DuckDBPyConnection, config: str | None = None) -> pd.DataFrame:
+    load = engine("coordinator", "load_rules")
+    found = load(_settings(config))
+    rows = []
+    states = {}
+    if queries.table_exists(con, "rule_state"):
+        states = {r[0]: r[1:] for r in con.execute(
+            "SELECT rule, enabled, disabled_reason, consecutive_failures, last_run_at, last_matched, last_created "
+            "FROM rule_state").fetchall()}
+    for rule in (found.values() if isinstance(found, dict) else found):
+        d = rule.to_dict() if hasattr(rule, "to_dict") else dict(vars(rule))
+        name = d.get("name")
+        st = states.get(name)
+        rows.append({"rule": name, "when": str(d.get("when", "")), "action": str(d.get("action", d.get("do", ""))),
+                     "enabled": (st[0] if st else d.get("enabled", True)), "disabled_reason": st[1] if st else None,
+                     "failures": st[2] if st else 0, "last_run_at": st[3] if st else None,
+                     "last_matched": st[4] if st else None, "last_created": st[5] if st else None})
+    return pd.DataFrame(rows)
+
+
+def end_activities(con: duckdb.DuckDBPyConnection, config: str | None = None) -> list[str] | None:
+    """Activities that close a case: ``[dashboard] end_activities``, else the reference model's final steps."""
+    s = _settings(config)
+    configured = s.section("dashboard").get("end_activities")
+    if configured:
+        return list(configured)
+    try:
+        model = reference_model(config)
+    except (EngineMissing, NotConfigured, ConfigError):
+        return None
+    finals = set(getattr(model, "final_steps", set()) or set())
+    if not finals:
+        return None
+    mapped = {a for a, t in (getattr(model, "activity_map", {}) or {}).items() if t in finals}
+    return sorted(finals | mapped)

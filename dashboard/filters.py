@@ -1,0 +1,194 @@
+"""The global view filter shared by every page, its URL form and its SQL.
+
+A :class:`ViewFilter` selects cases: those whose span intersects a time range, that touch one of
+some source systems, whose case attributes take given values, or that follow one variant. It is
+kept in the URL (``?from=2024-01-01&to=...&source=ERP&attr=region%3DNorth&variant=3fa1c2d9e0``)
+so a view can be bookmarked and sent to a colleague. Pages hand it to the engines as an
+``analytics.Filter`` (:meth:`ViewFilter.to_analytics`) and the store-only queries in
+``dashboard.queries`` use :meth:`ViewFilter.cases_sql`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from processlens.errors import ProcesslensError
+
+#: Separator between activities when a variant is hashed into its short id (never in names).
+VARIANT_SEP = "\x1f"
+VARIANT_ID_LEN = 10
+
+#: SQL expression of a case's variant id over ``events`` joined with ``activities`` (alias a).
+VARIANT_ID_SQL = f"left(md5(string_agg(a.name, chr(31) ORDER BY e.ts, e.event_id)), {VARIANT_ID_LEN})"
+
+
+class FilterError(ProcesslensError):
+    """A filter in the URL cannot be read."""
+
+
+@dataclass(frozen=True)
+class ViewFilter:
+    """Which cases a page looks at. Empty fields do not filter."""
+
+    start: date | None = None
+    end: date | None = None  # inclusive day
+    sources: tuple[str, ...] = ()
+    attrs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    variant: str | None = None  # short id, see :func:`variant_id`
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    # -- identity --------------------------------------------------------------------------
+    @property
+    def is_empty(self) -> bool:
+        return not (self.start or self.end or self.sources or self.attrs or self.variant)
+
+    def key(self) -> str:
+        """A stable string for cache keys."""
+        return json.dumps(self.to_query_params(), sort_keys=True)
+
+    def describe(self) -> str:
+        """One line for captions: what is filtered."""
+        parts = []
+        if self.start or self.end:
+            parts.append(f"{self.start or '…'} to {self.end or '…'}")
+        if self.sources:
+            parts.append("source " + ", ".join(self.sources))
+        for name, values in self.attrs:
+            parts.append(f"{name} = {', '.join(values)}")
+        if self.variant:
+            parts.append(f"variant {self.variant}")
+        return "; ".join(parts) if parts else "all cases"
+
+    # -- URL -------------------------------------------------------------------------------
+    def to_query_params(self) -> dict[str, str | list[str]]:
+        params: dict[str, str | list[str]] = {}
+        if self.start:
+            params["from"] = self.start.isoformat()
+        if self.end:
+            params["to"] = self.end.isoformat()
+        if self.sources:
+            params["source"] = list(self.sources)
+        if self.attrs:
+            params["attr"] = [f"{name}={value}" for name, values in self.attrs for value in values]
+        if self.variant:
+            params["variant"] = self.variant
+        return params
+
+    @classmethod
+    def from_query_params(cls, params: dict[str, Any]) -> ViewFilter:
+        """Read the filter from URL parameters (values may be strings or lists of strings)."""
+
+        def all_of(name: str) -> list[str]:
+            value = params.get(name)
+            if value is None:
+                return []
+            return [v for v in (value if isinstance(value, list | tuple) else [value]) if v != ""]
+
+        def day(name: str) -> date | None:
+            values = all_of(name)
+            if not values:
+                return None
+            try:
+                return date.fromisoformat(values[-1][:10])
+            except ValueError as exc:
+                raise FilterError(f"the '{name}' date in the link is not a date: {values[-1]!r}",
+                                  hint="use YYYY-MM-DD, or clear the filters in the sidebar",
+                                  where={"parameter": name}) from exc
+
+        attrs: dict[str, list[str]] = {}
+        for item in all_of("attr"):
+            name, sep, value = item.partition("=")
+            if not sep or not name:
+                raise FilterError(f"the attribute filter {item!r} in the link has no '='",
+                                  hint="write attr=NAME=VALUE, or clear the filters in the sidebar",
+                                  where={"parameter": "attr"})
+            attrs.setdefault(name, [])
+            if value not in attrs[name]:
+                attrs[name].append(value)
+        variant = (all_of("variant") or [None])[-1]
+        start, end = day("from"), day("to")
+        if start and end and end < start:
+            start, end = end, start
+        return cls(start=start, end=end, sources=tuple(dict.fromkeys(all_of("source"))),
+                   attrs=tuple((k, tuple(v)) for k, v in attrs.items()), variant=variant)
+
+    # -- engines ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat() if self.start else None,
+            "end": (self.end + timedelta(days=1)).isoformat() if self.end else None,
+            "sources": list(self.sources),
+            "case_attributes": {name: list(values) for name, values in self.attrs},
+            "variant_id": self.variant,
+        }
+
+    def to_analytics(self, variant_ids: list[int] | None = None) -> Any:
+        """The same selection as an ``analytics.Filter`` (None when analytics is missing or nothing is filtered).
+
+        ``variant_ids`` are analytics' own variant numbers for our short variant id, resolved by
+        the caller; without them a variant filter cannot be expressed and is left out.
+        """
+        if self.is_empty:
+            return None
+        try:
+            from analytics import Filter
+        except ImportError:
+            return None
+        data: dict[str, Any] = {}
+        if self.start:
+            data["time_from"] = self.start.isoformat()
+        if self.end:
+            data["time_to"] = (self.end + timedelta(days=1)).isoformat()
+        if self.sources:
+            data["sources"] = list(self.sources)
+        if self.attrs:
+            data["case_attributes"] = {name: list(values) for name, values in self.attrs}
+        if variant_ids:
+            data["variant_ids"] = list(variant_ids)
+        return Filter.from_dict(data) if hasattr(Filter, "from_dict") else Filter(**data)
+
+    # -- SQL -------------------------------------------------------------------------------
+    def cases_sql(self) -> tuple[str, list[Any]]:
+        """``SELECT case_key FROM ...`` of the selected cases, with its parameters."""
+        where: list[str] = []
+        params: list[Any] = []
+        if self.start or self.end:
+            having = []
+            if self.start:
+                having.append("max(ts) >= ?")
+                params.append(self.start)
+            if self.end:
+                having.append("min(ts) < ?")
+                params.append(self.end + timedelta(days=1))
+            where.append(f"c.case_key IN (SELECT case_key FROM events GROUP BY case_key HAVING {' AND '.join(having)})")
+        if self.sources:
+            marks = ", ".join("?" for _ in self.sources)
+            where.append("c.case_key IN (SELECT DISTINCT case_key FROM events WHERE source_id IN "
+                         f"(SELECT source_id FROM sources WHERE name IN ({marks})))")
+            params.extend(self.sources)
+        for name, values in self.attrs:
+            marks = ", ".join("?" for _ in values)
+            where.append(f"json_extract_string(c.attrs, ?) IN ({marks})")
+            params.append(attr_path(name))
+            params.extend(values)
+        if self.variant:
+            where.append("c.case_key IN (SELECT e.case_key FROM events e JOIN activities a USING (activity_id) "
+                         f"GROUP BY e.case_key HAVING {VARIANT_ID_SQL} = ?)")
+            params.append(self.variant)
+        sql = "SELECT c.case_key FROM cases c" + (" WHERE " + " AND ".join(where) if where else "")
+        return sql, params
+
+
+def attr_path(name: str) -> str:
+    """JSON path of a top-level attribute whose name may hold ':' or '.' (XES names do)."""
+    return '$."' + name.replace('"', '\\"') + '"'
+
+
+def variant_id(activities: list[str] | tuple[str, ...]) -> str:
+    """The short id of a variant, equal to :data:`VARIANT_ID_SQL` in DuckDB."""
+    import hashlib
+
+    return hashlib.md5(VARIANT_SEP.join(activities).encode()).hexdigest()[:VARIANT_ID_LEN]

@@ -1,0 +1,438 @@
+"""Named, tested queries the dashboard runs against the store.
+
+Each function takes an open DuckDB connection (read-only is enough) and returns a small
+DataFrame or dict: only aggregates and bounded lists leave DuckDB. ``dashboard.data`` caches
+them by the store's data version; nothing here knows about Streamlit.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from dashboard.filters import VARIANT_ID_SQL, VARIANT_SEP, ViewFilter, attr_path
+from ingest.store import EVENT_ORDER, data_version
+
+
+def _df(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    return con.execute(sql, params or []).df()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0])
+
+
+def _scope(flt: ViewFilter | None) -> tuple[str, list[Any]]:
+    """A ``WITH fc AS (...)`` clause of the selected cases and a join fragment, or nothing when unfiltered."""
+    if flt is None or flt.is_empty:
+        return "", []
+    sql, params = flt.cases_sql()
+    return f"WITH fc AS ({sql}) ", params
+
+
+def _join(flt: ViewFilter | None, alias: str = "e") -> str:
+    return "" if flt is None or flt.is_empty else f" JOIN fc ON fc.case_key = {alias}.case_key"
+
+
+# -- the store as a whole -------------------------------------------------------------------
+def overview(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None) -> dict[str, Any]:
+    """Counts and time span of the (filtered) store."""
+    with_, params = _scope(flt)
+    row = con.execute(
+        with_ + "SELECT count(*), count(DISTINCT e.case_key), count(DISTINCT e.activity_id), "
+        "count(DISTINCT e.source_id), min(e.ts), max(e.ts) FROM events e" + _join(flt), params
+    ).fetchone()
+    return {
+        "events": row[0], "cases": row[1], "activities": row[2], "sources": row[3],
+        "first_ts": row[4], "last_ts": row[5], "data_version": data_version(con),
+    }
+
+
+def time_bounds(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None]:
+    return tuple(con.execute("SELECT min(ts), max(ts) FROM events").fetchone())  # type: ignore[return-value]
+
+
+def source_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute("SELECT name FROM sources ORDER BY name").fetchall()]
+
+
+def activity_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute("SELECT name FROM activities ORDER BY name").fetchall()]
+
+
+def case_attribute_names(con: duckdb.DuckDBPyConnection, max_values: int = 60, sample: int = 20000) -> pd.DataFrame:
+    """Case attributes usable as filters: name, distinct values (in a sample), cases having it."""
+    return _df(
+        con,
+        f"""
+        WITH s AS (SELECT attrs FROM cases WHERE attrs IS NOT NULL LIMIT {int(sample)}),
+        kv AS (SELECT k AS name, json_extract_string(attrs, '$."' || replace(k, '"', '\\"') || '"') AS value
+               FROM s, unnest(json_keys(attrs)) AS t(k))
+        SELECT name, count(DISTINCT value) AS distinct_values, count(value) AS cases
+        FROM kv GROUP BY name
+        HAVING count(DISTINCT value) BETWEEN 1 AND {int(max_values)}
+        ORDER BY name
+        """,
+    )
+
+
+def case_attribute_values(con: duckdb.DuckDBPyConnection, name: str, limit: int = 200) -> list[str]:
+    rows = con.execute(
+        "SELECT v FROM (SELECT json_extract_string(attrs, ?) AS v FROM cases) WHERE v IS NOT NULL "
+        "GROUP BY v ORDER BY count(*) DESC, v LIMIT ?",
+        [attr_path(name), limit],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+# -- Data page ------------------------------------------------------------------------------
+def sources_table(con: duckdb.DuckDBPyConnection, now: datetime | None = None) -> pd.DataFrame:
+    """One row per source system: kind, counts, last event, last ingest and its status, freshness."""
+    now = now or datetime.utcnow()
+    return _df(
+        con,
+        """
+        WITH ev AS (SELECT source_id, count(*) AS events, count(DISTINCT case_key) AS cases,
+                           min(ts) AS first_event, max(ts) AS last_event FROM events GROUP BY source_id),
+        runs AS (SELECT source_id, max(ended_at) FILTER (WHERE status = 'succeeded') AS last_ingest,
+                        arg_max(status, started_at) AS last_status, arg_max(error, started_at) AS last_error,
+                        count(*) AS runs, sum(rows_rejected) AS rejected
+                 FROM ingest_runs GROUP BY source_id)
+        SELECT s.name AS source, s.kind, s.timezone, coalesce(ev.events, 0) AS events,
+               coalesce(ev.cases, 0) AS cases, ev.first_event, ev.last_event, runs.last_ingest,
+               runs.last_status, runs.last_error, coalesce(runs.runs, 0) AS runs,
+               coalesce(runs.rejected, 0) AS rejected,
+               date_diff('second', runs.last_ingest, ?::TIMESTAMP) / 3600.0 AS hours_since_ingest,
+               date_diff('second', ev.last_event, ?::TIMESTAMP) / 3600.0 AS hours_since_last_event
+        FROM sources s LEFT JOIN ev USING (source_id) LEFT JOIN runs USING (source_id)
+        ORDER BY s.name
+        """,
+        [now, now],
+    )
+
+
+def ingest_runs(con: duckdb.DuckDBPyConnection, limit: int = 200) -> pd.DataFrame:
+    return _df(
+        con,
+        """
+        SELECT r.run_id, r.job, s.name AS source, r.status, r.started_at, r.ended_at,
+               date_diff('millisecond', r.started_at, r.ended_at) / 1000.0 AS seconds,
+               r.rows_read, r.rows_loaded, r.rows_rejected, r.duplicates_skipped, r.error
+        FROM ingest_runs r LEFT JOIN sources s USING (source_id)
+        ORDER BY r.started_at DESC, r.run_id DESC LIMIT ?
+        """,
+        [limit],
+    )
+
+
+def reject_summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Rejected records grouped by source, field and reason, most frequent first."""
+    return _df(
+        con,
+        """
+        SELECT coalesce(s.name, '?') AS source, r.field, r.reason, count(*) AS records,
+               min(r.location) AS example_location, min(r.line) AS first_line, max(r.rejected_at) AS last_seen
+        FROM rejects r LEFT JOIN sources s USING (source_id)
+        GROUP BY ALL ORDER BY records DESC, source LIMIT 200
+        """,
+    )
+
+
+def rejects(con: duckdb.DuckDBPyConnection, limit: int = 500) -> pd.DataFrame:
+    return _df(
+        con,
+        """
+        SELECT r.run_id, coalesce(s.name, '?') AS source, r.location, r.line, r.record_key, r.field, r.reason,
+               CAST(r.raw AS VARCHAR) AS raw, r.rejected_at
+        FROM rejects r LEFT JOIN sources s USING (source_id)
+        ORDER BY r.rejected_at DESC, r.run_id DESC, r.line LIMIT ?
+        """,
+        [limit],
+    )
+
+
+def pending_correlation(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Records waiting for a correlation key to name their case, per source and key."""
+    return _df(
+        con,
+        """
+        SELECT s.name AS source, p.key_name, count(*) AS records, min(p.ts) AS oldest, max(p.ts) AS newest
+        FROM pending_events p LEFT JOIN sources s USING (source_id)
+        GROUP BY ALL ORDER BY records DESC
+        """,
+    )
+
+
+def models_in_store(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Reference models registered in the store (the models part's table), newest first; empty when none."""
+    for name in ("models", "model_versions", "reference_models"):
+        if table_exists(con, name):
+            df = _df(con, f"SELECT * FROM {name}")
+            keep = [c for c in df.columns if not any(x in c.lower() for x in ("xml", "body", "definition", "pnml", "json"))]
+            df = df[keep]
+            order = [c for c in ("registered_at", "created_at", "version") if c in df.columns]
+            return df.sort_values(order[0], ascending=False) if order else df
+    return pd.DataFrame()
+
+
+# -- cases ----------------------------------------------------------------------------------
+def find_cases(con: duckdb.DuckDBPyConnection, text: str = "", limit: int = 50) -> list[str]:
+    """Case ids containing ``text`` (case-insensitive); exact matches first."""
+    rows = con.execute(
+        "SELECT case_id FROM cases WHERE case_id ILIKE ? ORDER BY case_id <> ?, length(case_id), case_id LIMIT ?",
+        [f"%{text}%", text, limit],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def case_summary(con: duckdb.DuckDBPyConnection, case_id: str) -> dict[str, Any] | None:
+    """Attributes and span of one case, or None when the store has no such case."""
+    row = con.execute("SELECT case_key, attrs FROM cases WHERE case_id = ?", [case_id]).fetchone()
+    if row is None:
+        return None
+    key, attrs = row
+    stats = con.execute(
+        """SELECT count(*), min(e.ts), max(e.ts), list(DISTINCT s.name ORDER BY s.name),
+                  arg_max(a.name, (e.ts, e.event_id)), count(DISTINCT e.resource)
+           FROM events e JOIN sources s USING (source_id) JOIN activities a USING (activity_id)
+           WHERE e.case_key = ?""",
+        [key],
+    ).fetchone()
+    return {
+        "case_id": case_id, "case_key": key, "attrs": json.loads(attrs) if attrs else {},
+        "events": stats[0], "first_ts": stats[1], "last_ts": stats[2], "sources": list(stats[3] or []),
+        "last_activity": stats[4], "resources": stats[5],
+        "duration_seconds": (stats[2] - stats[1]).total_seconds() if stats[1] else None,
+    }
+
+
+def case_events(con: duckdb.DuckDBPyConnection, case_id: str, limit: int = 5000) -> pd.DataFrame:
+    """The events of one case in the canonical order, with the wait since the previous event."""
+    df = _df(
+        con,
+        f"""
+        SELECT e.event_id, e.ts, e.start_ts, a.name AS activity, e.lifecycle, e.resource, s.name AS source,
+               e.record_id, CAST(e.attrs AS VARCHAR) AS attrs,
+               date_diff('second', lag(e.ts) OVER (ORDER BY {EVENT_ORDER}), e.ts) AS wait_seconds
+        FROM events e JOIN activities a USING (activity_id) JOIN sources s USING (source_id)
+        WHERE e.case_key = (SELECT case_key FROM cases WHERE case_id = ?)
+        ORDER BY {EVENT_ORDER} LIMIT ?
+        """,
+        [case_id, limit],
+    )
+    return df
+
+
+def recent_cases(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, limit: int = 200) -> pd.DataFrame:
+    """The cases with the most recent activity (for pickers): id, last activity and time, events."""
+    with_, params = _scope(flt)
+    return _df(
+        con,
+        with_ + f"""
+        SELECT c.case_id, arg_max(a.name, (e.ts, e.event_id)) AS last_activity, max(e.ts) AS last_ts,
+               min(e.ts) AS first_ts, count(*) AS events
+        FROM events e JOIN cases c USING (case_key) JOIN activities a USING (activity_id){_join(flt)}
+        GROUP BY c.case_id ORDER BY last_ts DESC, c.case_id LIMIT {int(limit)}
+        """,
+        params,
+    )
+
+
+# -- variants -------------------------------------------------------------------------------
+def top_variants(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, top: int = 25) -> pd.DataFrame:
+    """The most frequent variants: short id, activities, cases, share of cases, median throughput (s)."""
+    flt_wo_variant = ViewFilter(start=flt.start, end=flt.end, sources=flt.sources, attrs=flt.attrs) if flt else None
+    with_, params = _scope(flt_wo_variant)
+    with_ = with_ + ", " if with_ else "WITH "
+    df = _df(
+        con,
+        with_ + f"""
+        pc AS (SELECT e.case_key, {VARIANT_ID_SQL} AS variant_id,
+                      string_agg(a.name, chr(31) ORDER BY e.ts, e.event_id) AS seq,
+                      date_diff('second', min(e.ts), max(e.ts)) AS seconds
+               FROM events e JOIN activities a USING (activity_id){_join(flt_wo_variant)} GROUP BY e.case_key)
+        SELECT variant_id, any_value(seq) AS seq, count(*) AS cases, count(*) / sum(count(*)) OVER () AS share,
+               median(seconds) AS median_seconds, quantile_cont(seconds, 0.9) AS p90_seconds
+        FROM pc GROUP BY variant_id ORDER BY cases DESC, variant_id LIMIT {int(top)}
+        """,
+        params,
+    )
+    df["activities"] = df.pop("seq").map(lambda s: s.split(VARIANT_SEP) if s else [])
+    df["length"] = df["activities"].map(len)
+    return df
+
+
+def variant_activities(con: duckdb.DuckDBPyConnection, vid: str) -> list[str] | None:
+    """The activity sequence of a variant given its short id, or None when no case follows it."""
+    row = con.execute(
+        f"""SELECT seq FROM (SELECT {VARIANT_ID_SQL} AS variant_id,
+                                    string_agg(a.name, chr(31) ORDER BY e.ts, e.event_id) AS seq
+                             FROM events e JOIN activities a USING (activity_id) GROUP BY e.case_key)
+            WHERE variant_id = ? LIMIT 1""",
+        [vid],
+    ).fetchone()
+    return row[0].split(VARIANT_SEP) if row else None
+
+
+# -- flow over time (store-only) ------------------------------------------------------------
+def weekly_flow(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, freq: str = "week") -> pd.DataFrame:
+    """Cases started and ended (last event) per period, and events per period."""
+    if freq not in ("day", "week", "month"):
+        raise ValueError(f"freq must be day, week or month, not {freq!r}")
+    with_, params = _scope(flt)
+    with_ = with_ + ", " if with_ else "WITH "
+    return _df(
+        con,
+        with_ + f"""
+        pc AS (SELECT e.case_key, min(e.ts) AS first_ts, max(e.ts) AS last_ts FROM events e{_join(flt)} GROUP BY e.case_key),
+        started AS (SELECT date_trunc('{freq}', first_ts) AS period, count(*) AS started FROM pc GROUP BY 1),
+        ended AS (SELECT date_trunc('{freq}', last_ts) AS period, count(*) AS last_activity FROM pc GROUP BY 1)
+        SELECT period, coalesce(started, 0) AS started, coalesce(last_activity, 0) AS last_activity
+        FROM started FULL JOIN ended USING (period) ORDER BY period
+        """,
+        params,
+    )
+
+
+def handoff_waits(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, top: int = 30) -> pd.DataFrame:
+    """Waiting time between consecutive events per hand-off (activity → activity, source → source)."""
+    with_, params = _scope(flt)
+    with_ = with_ + ", " if with_ else "WITH "
+    return _df(
+        con,
+        with_ + f"""
+        seq AS (SELECT a.name AS target, s.name AS target_source,
+                       lag(a.name) OVER w AS source, lag(s.name) OVER w AS source_system,
+                       date_diff('second', lag(e.ts) OVER w, e.ts) AS wait
+                FROM events e JOIN activities a USING (activity_id) JOIN sources s USING (source_id){_join(flt)}
+                WINDOW w AS (PARTITION BY e.case_key ORDER BY e.ts, e.event_id))
+        SELECT source, target, source_system, target_source AS target_system, count(*) AS frequency,
+               sum(wait) AS total_wait_seconds, median(wait) AS median_seconds, quantile_cont(wait, 0.9) AS p90_seconds,
+               sum(wait) / sum(sum(wait)) OVER () AS share_of_waiting
+        FROM seq WHERE source IS NOT NULL GROUP BY ALL ORDER BY total_wait_seconds DESC LIMIT {int(top)}
+        """,
+        params,
+    )
+
+
+def period_bounds(last_ts: datetime | None, flt: ViewFilter | None, days: int = 28) -> tuple[datetime, datetime]:
+    """The period the Health page reports on: the filter's range, or the ``days`` up to the last event."""
+    if flt is not None and flt.start and flt.end:
+        start = datetime.combine(flt.start, datetime.min.time())
+        end = datetime.combine(flt.end, datetime.min.time()) + timedelta(days=1)
+        return start, end
+    end = (last_ts or datetime.utcnow()).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    if flt is not None and flt.end:
+        end = datetime.combine(flt.end, datetime.min.time()) + timedelta(days=1)
+    start = datetime.combine(flt.start, datetime.min.time()) if flt is not None and flt.start else end - timedelta(days=days)
+    return start, end
+
+
+# -- directly-follows map (store-only stand-in for analytics.dfg) -----------------------------------
+def dfg(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None) -> dict[str, pd.DataFrame]:
+    """Activities (frequency, cases) and directly-follows edges (frequency, cases, median/mean seconds),
+    plus start (``source`` = '▶') and end (``target`` = '■') edges, of the selected cases."""
+    with_, params = _scope(flt)
+    with_ = with_ + ", " if with_ else "WITH "
+    seq = with_ + f"""
+        seq AS (SELECT e.case_key, a.name AS activity,
+                       lag(a.name) OVER w AS prev, lead(a.name) OVER w AS next,
+                       date_diff('second', lag(e.ts) OVER w, e.ts) AS wait
+                FROM events e JOIN activities a USING (activity_id){_join(flt)}
+                WINDOW w AS (PARTITION BY e.case_key ORDER BY e.ts, e.event_id))"""
+    acts = _df(con, seq + " SELECT activity, count(*) AS frequency, count(DISTINCT case_key) AS cases "
+                          "FROM seq GROUP BY activity ORDER BY frequency DESC, activity", params)
+    edges = _df(con, seq + """
+        SELECT coalesce(prev, '▶') AS source, activity AS target, count(*) AS frequency,
+               count(DISTINCT case_key) AS cases, median(wait) AS median_seconds, avg(wait) AS mean_seconds
+        FROM seq GROUP BY ALL
+        UNION ALL
+        SELECT activity, '■', count(*), count(DISTINCT case_key), NULL, NULL FROM seq WHERE next IS NULL GROUP BY ALL
+        ORDER BY frequency DESC, source, target""", params)
+    return {"activities": acts, "edges": edges}
+
+
+# -- Health: flow KPIs (store-only) -----------------------------------------------------------------
+def _case_spans(flt: ViewFilter | None, end_activities: list[str] | None, idle_days: float, now: datetime) -> tuple[str, list[Any]]:
+    """CTE ``pc``: per case first/last ts, last activity, last source and whether it is closed.
+
+    Closed = its last activity is one of ``end_activities``; without them, idle for ``idle_days``.
+    """
+    with_, params = _scope(flt)
+    with_ = with_ + ", " if with_ else "WITH "
+    if end_activities:
+        closed = f"last_activity IN ({', '.join('?' for _ in end_activities)})"
+        cparams: list[Any] = list(end_activities)
+    else:
+        closed = "last_ts < ?::TIMESTAMP - to_days(?::INTEGER)"
+        cparams = [now, int(idle_days)]
+    sql = with_ + f"""
+        pc0 AS (SELECT e.case_key, min(e.ts) AS first_ts, max(e.ts) AS last_ts,
+                       arg_max(a.name, (e.ts, e.event_id)) AS last_activity,
+                       arg_max(s.name, (e.ts, e.event_id)) AS last_source
+                FROM events e JOIN activities a USING (activity_id) JOIN sources s USING (source_id){_join(flt)}
+                GROUP BY e.case_key),
+        pc AS (SELECT *, ({closed}) AS closed FROM pc0)"""
+    return sql, params + cparams
+
+
+def flow_kpis(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start: str, end: str,
+              end_activities: list[str] | None = None, idle_days: float = 30, now: str | None = None) -> dict[str, Any]:
+    """Started, completed, median and p90 throughput (s) in [start, end) and the period before; WIP at the end."""
+    t0, t1 = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    p0 = t0 - (t1 - t0)
+    now_ts = datetime.fromisoformat(now) if now else t1
+    cte, params = _case_spans(flt, end_activities, idle_days, now_ts)
+
+    def period(a: datetime, b: datetime) -> dict[str, Any]:
+        row = con.execute(cte + """
+            SELECT count(*) FILTER (WHERE first_ts >= ? AND first_ts < ?),
+                   count(*) FILTER (WHERE closed AND last_ts >= ? AND last_ts < ?),
+                   median(date_diff('second', first_ts, last_ts)) FILTER (WHERE closed AND last_ts >= ? AND last_ts < ?),
+                   quantile_cont(date_diff('second', first_ts, last_ts), 0.9) FILTER (WHERE closed AND last_ts >= ? AND last_ts < ?),
+                   count(*) FILTER (WHERE first_ts < ? AND (NOT closed OR last_ts >= ?))
+            FROM pc""", params + [a, b] * 4 + [b, b]).fetchone()
+        return {"started": row[0], "completed": row[1], "median_seconds": row[2], "p90_seconds": row[3], "wip": row[4]}
+
+    cur, prev = period(t0, t1), period(p0, t0)
+    open_now = con.execute(cte + " SELECT count(*) FILTER (WHERE NOT closed), count(*) FROM pc", params).fetchone()
+    return {"current": cur, "previous": prev, "open": open_now[0], "cases": open_now[1],
+            "start": t0, "end": t1, "previous_start": p0}
+
+
+def open_by(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, by: str = "last_source",
+            end_activities: list[str] | None = None, idle_days: float = 30, now: str | None = None) -> pd.DataFrame:
+    """Open cases grouped by the source system or the activity of their last event, with median age (s)."""
+    if by not in ("last_source", "last_activity"):
+        raise ValueError("by must be last_source or last_activity")
+    now_ts = datetime.fromisoformat(now) if now else datetime.utcnow()
+    cte, params = _case_spans(flt, end_activities, idle_days, now_ts)
+    return _df(con, cte + f"""
+        SELECT {by} AS "group", count(*) AS open_cases,
+               median(date_diff('second', last_ts, ?::TIMESTAMP)) AS median_wait_seconds
+        FROM pc WHERE NOT closed GROUP BY 1 ORDER BY open_cases DESC LIMIT 30""", params + [now_ts])
+
+
+def kpi_cases(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, kind: str, start: str, end: str,
+              end_activities: list[str] | None = None, idle_days: float = 30, now: str | None = None,
+              limit: int = 500) -> pd.DataFrame:
+    """The cases behind a Health number: ``started``, ``completed`` or ``wip`` in the period, or ``open`` now."""
+    t0, t1 = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    now_ts = datetime.fromisoformat(now) if now else t1
+    cte, params = _case_spans(flt, end_activities, idle_days, now_ts)
+    cond = {"started": ("first_ts >= ? AND first_ts < ?", [t0, t1]),
+            "completed": ("closed AND last_ts >= ? AND last_ts < ?", [t0, t1]),
+            "wip": ("first_ts < ? AND (NOT closed OR last_ts >= ?)", [t1, t1]),
+            "open": ("NOT closed", [])}
+    if kind not in cond:
+        raise ValueError(f"kind must be one of {', '.join(cond)}")
+    where, wparams = cond[kind]
+    return _df(con, cte + f"""
+        SELECT c.case_id, pc.first_ts, pc.last_ts, pc.last_activity, pc.last_source,
+               date_diff('second', pc.first_ts, pc.last_ts) / 86400.0 AS duration_days, pc.closed
+        FROM pc JOIN cases c USING (case_key) WHERE {where}
+        ORDER BY pc.last_ts DESC, c.case_id LIMIT {int(limit)}""", params + wparams)
