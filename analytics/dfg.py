@@ -1,0 +1,66 @@
+"""Directly-follows graph with frequency (events, cases) and performance per edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from analytics.calendar import BusinessCalendar, duration_sql
+from analytics.filters import Filter
+from analytics.plan import activity_names, plan
+from analytics.queries import dfg_sql
+
+EDGE_FIELDS = ["source", "target", "frequency", "cases", "mean_seconds", "median_seconds", "p90_seconds",
+               "min_seconds", "max_seconds", "total_seconds"]
+
+
+@dataclass
+class DFGResult:
+    """``edges``: one row per edge (see :data:`EDGE_FIELDS`); start/end activities with case counts;
+    ``activities``: events per activity (the node sizes)."""
+
+    edges: pd.DataFrame
+    start_activities: dict[str, int]
+    end_activities: dict[str, int]
+    activities: dict[str, int] = field(default_factory=dict)
+    cases: int = 0
+    working_time: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        edges = self.edges.astype(object).where(self.edges.notna(), None)
+        return {
+            "edges": edges.to_dict(orient="records"),
+            "start_activities": self.start_activities,
+            "end_activities": self.end_activities,
+            "activities": self.activities,
+            "cases": self.cases,
+            "working_time": self.working_time,
+        }
+
+
+def dfg(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, *, calendar: BusinessCalendar | None = None,
+        use_aggregates: bool | None = None) -> DFGResult:
+    """The DFG of the filtered log; durations in working time when ``calendar`` is given."""
+    p = plan(con, flt, use_aggregates)
+    names = activity_names(con)
+    seconds = duration_sql(con, "src_ts", "tgt_ts", calendar)
+    edges = con.execute(p.sql(dfg_sql("ed", seconds, exact_cases=p.fast) + " ORDER BY frequency DESC, src_id, tgt_id")).df()
+    edges.insert(0, "source", edges.pop("src_id").map(names))
+    edges.insert(1, "target", edges.pop("tgt_id").map(names))
+    for col in ("frequency", "cases"):
+        edges[col] = edges[col].astype("int64")
+    ends = con.execute(p.sql(
+        "SELECT 's', first_activity_id, count(*) FROM cs GROUP BY ALL UNION ALL "
+        "SELECT 'e', last_activity_id, count(*) FROM cs GROUP BY ALL UNION ALL "
+        "SELECT 'n', NULL, count(*) FROM cs"
+    )).fetchall()
+    acts = con.execute(p.sql("SELECT activity_id, count(*) FROM ev GROUP BY activity_id")).fetchall()
+    start = {names[a]: int(n) for k, a, n in sorted(ends, key=lambda r: -r[2]) if k == "s"}
+    end = {names[a]: int(n) for k, a, n in sorted(ends, key=lambda r: -r[2]) if k == "e"}
+    n_cases = next((int(n) for k, _, n in ends if k == "n"), 0)
+    return DFGResult(edges=edges.reset_index(drop=True), start_activities=start, end_activities=end,
+                     activities={names[a]: int(n) for a, n in sorted(acts, key=lambda r: -r[1])}, cases=n_cases,
+                     working_time=calendar is not None)

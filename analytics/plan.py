@@ -1,0 +1,88 @@
+"""Turn a :class:`~analytics.filters.Filter` into the relations every analysis reads.
+
+:func:`plan` returns a ``WITH`` clause defining
+
+- ``ev``: the events that remain (columns of ``events``),
+- ``cs``: their case summaries (columns of ``an_cases``),
+- ``ed``: their directly-follows pairs (columns of ``an_edges``),
+- ``vt``: ``(variant_id, trace)`` for the variants of ``cs``.
+
+When the filter keeps or drops only whole cases and the maintained aggregates are up to date,
+``cs``/``ed`` are the tables ``an_cases``/``an_edges`` restricted to the kept cases (fast path);
+otherwise they are computed from the filtered events with the same SQL (:mod:`analytics.queries`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from analytics.filters import Filter
+from analytics.queries import cases_sql, edges_sql
+
+
+@dataclass
+class Plan:
+    ctes: list[tuple[str, str]]
+    fast: bool
+    filtered: bool
+
+    def sql(self, body: str) -> str:
+        """``WITH <relations> <body>``."""
+        return "WITH " + ",\n".join(f"{name} AS ({sql})" for name, sql in self.ctes) + "\n" + body
+
+
+def plan(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, use_aggregates: bool | None = None) -> Plan:
+    """The relations for ``flt``; ``use_aggregates`` forces (True) or forbids (False) the fast path."""
+    from analytics.incremental import is_fresh
+
+    flt = flt or Filter()
+    fast = not flt.has_event_level and (is_fresh(con) if use_aggregates is None else use_aggregates)
+    ctes: list[tuple[str, str]] = []
+    if fast:
+        ctes += [("ev0", "SELECT * FROM events"), ("cs0", "SELECT * FROM an_cases"), ("ed0", "SELECT * FROM an_edges")]
+    else:
+        where = flt.event_where()
+        ctes.append(("ev0", "SELECT * FROM events e" + ("" if where == "TRUE" else f" WHERE {where}")))
+        ctes.append(("cs0t", cases_sql("ev0", with_trace=True)))
+        ctes.append(("cs0", "SELECT * EXCLUDE (trace) FROM cs0t"))
+        ctes.append(("ed0", edges_sql("ev0", first_in_case=False)))
+    case_where = flt.case_where()
+    filtered = case_where != "TRUE" or flt.has_variant_rank
+    if filtered:
+        ctes.append(("kc1", f"SELECT case_key, variant_id FROM cs0 WHERE {case_where}"))
+        if flt.has_variant_rank:
+            ctes.append((
+                "vr",
+                """SELECT variant_id, row_number() OVER (ORDER BY count(*) DESC, variant_id) AS vrank,
+                          coalesce(sum(count(*)) OVER (ORDER BY count(*) DESC, variant_id
+                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                          / sum(count(*)) OVER () AS cum_before
+                   FROM kc1 GROUP BY variant_id""",
+            ))
+            ctes.append(("kc", f"SELECT case_key FROM kc1 WHERE variant_id IN (SELECT variant_id FROM vr WHERE {flt.variant_rank_where()})"))
+        else:
+            ctes.append(("kc", "SELECT case_key FROM kc1"))
+        for name in ("ev", "cs", "ed"):
+            ctes.append((name, f"SELECT * FROM {name}0 WHERE case_key IN (SELECT case_key FROM kc)"))
+    else:
+        ctes += [("ev", "SELECT * FROM ev0"), ("cs", "SELECT * FROM cs0"), ("ed", "SELECT * FROM ed0")]
+    if fast:
+        ctes.append(("vt", "SELECT variant_id, trace FROM an_variants"))
+    else:
+        ctes.append(("vt", "SELECT DISTINCT variant_id, trace FROM cs0t"))
+    return Plan(ctes=ctes, fast=fast, filtered=filtered)
+
+
+def activity_names(con: duckdb.DuckDBPyConnection) -> dict[int, str]:
+    return dict(con.execute("SELECT activity_id, name FROM activities").fetchall())
+
+
+def source_names(con: duckdb.DuckDBPyConnection) -> dict[int, str]:
+    return dict(con.execute("SELECT source_id, name FROM sources").fetchall())
+
+
+def fetch_df(con: duckdb.DuckDBPyConnection, sql: str):
+    """Run ``sql`` and return a pandas DataFrame through Arrow (much faster than ``.df()`` for wide results)."""
+    return con.sql(sql).to_arrow_table().to_pandas()

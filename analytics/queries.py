@@ -1,0 +1,78 @@
+"""The named SQL building blocks every analysis is made of.
+
+Two relations carry almost everything: **edges** (one row per pair of consecutive events of a
+case, event order ``ts, event_id``) and **case summaries** (one row per case). Both are written
+once here, in standard SQL window functions and aggregates, and used twice: to build the
+maintained tables ``an_edges`` / ``an_cases`` (:mod:`analytics.incremental`) and, when a filter
+drops single events, directly over the filtered events (:mod:`analytics.plan`).
+"""
+
+from __future__ import annotations
+
+EDGE_COLUMNS = (
+    "case_key, src_event_id, tgt_event_id, src_id, tgt_id, src_ts, tgt_ts, src_resource, tgt_resource, "
+    "src_source_id, tgt_source_id, first_in_case"
+)
+CASE_COLUMNS = (
+    "case_key, start_ts, end_ts, n_events, first_activity_id, last_activity_id, last_event_id, last_resource, "
+    "last_source_id, variant_id"
+)
+
+
+def edges_sql(events: str, first_in_case: bool = True) -> str:
+    """Directly-follows pairs of ``events`` (a relation with the columns of ``events``).
+
+    ``first_in_case`` marks the first occurrence of each (source, target) pair in a case, so that
+    "cases per edge" is a plain count; without it the column is NULL and callers count distinct cases.
+    """
+    first = (
+        "row_number() OVER (PARTITION BY case_key, src_id, tgt_id ORDER BY src_ts, src_event_id) = 1"
+        if first_in_case else "CAST(NULL AS BOOLEAN)"
+    )
+    return f"""
+        SELECT case_key, src_event_id, tgt_event_id, src_id, tgt_id, src_ts, tgt_ts, src_resource, tgt_resource,
+               src_source_id, tgt_source_id, {first} AS first_in_case
+        FROM (
+            SELECT case_key,
+                   event_id AS src_event_id, lead(event_id) OVER w AS tgt_event_id,
+                   activity_id AS src_id, lead(activity_id) OVER w AS tgt_id,
+                   ts AS src_ts, lead(ts) OVER w AS tgt_ts,
+                   resource AS src_resource, lead(resource) OVER w AS tgt_resource,
+                   source_id AS src_source_id, lead(source_id) OVER w AS tgt_source_id
+            FROM {events}
+            WINDOW w AS (PARTITION BY case_key ORDER BY ts, event_id)
+        ) pairs
+        WHERE tgt_event_id IS NOT NULL
+    """
+
+
+def cases_sql(events: str, with_trace: bool = False) -> str:
+    """One summary row per case of ``events``; ``variant_id`` is a hash of the activity sequence."""
+    trace = ", trace" if with_trace else ""
+    return f"""
+        SELECT case_key, start_ts, end_ts, n_events, trace[1] AS first_activity_id,
+               trace[len(trace)] AS last_activity_id, last.e AS last_event_id, last.r AS last_resource,
+               last.s AS last_source_id, CAST(hash(trace) >> 1 AS BIGINT) AS variant_id{trace}
+        FROM (
+            SELECT case_key, min(ts) AS start_ts, max(ts) AS end_ts, CAST(count(*) AS INTEGER) AS n_events,
+                   array_agg(activity_id ORDER BY ts, event_id) AS trace,
+                   arg_max({{'e': event_id, 'r': resource, 's': source_id}}, {{'t': ts, 'i': event_id}}) AS last
+            FROM {events}
+            GROUP BY case_key
+        ) per_case
+    """
+
+
+def dfg_sql(edges: str, seconds: str, exact_cases: bool) -> str:
+    """Frequency and performance per edge. ``seconds`` is the duration expression over ``edges``."""
+    cases = "count(*) FILTER (WHERE first_in_case)" if exact_cases else "count(DISTINCT case_key)"
+    return f"""
+        SELECT src_id, tgt_id, count(*) AS frequency, {cases} AS cases,
+               avg(d) AS mean_seconds, median(d) AS median_seconds, quantile_cont(d, 0.9) AS p90_seconds,
+               min(d) AS min_seconds, max(d) AS max_seconds, sum(d) AS total_seconds
+        FROM (SELECT *, {seconds} AS d FROM {edges}) x
+        GROUP BY src_id, tgt_id
+    """
+
+
+CALENDAR_SECONDS = "epoch(tgt_ts - src_ts)"
