@@ -121,8 +121,11 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, object_type: str | None, 
         con.execute("ROLLBACK")
         raise
     # 2. the flattened log for the chosen object type, through the ordinary loader
-    flat = rel[rel[otype] == object_type][[eid, oid]].merge(ev, on=eid, how="inner")
-    flat = flat.sort_values([ts, eid], kind="stable").reset_index(drop=True)
+    # as pm4py's ocel_flattening: each event once per object of the type, in the events table's
+    # order, so equal timestamps keep the order of the source
+    links = rel[rel[otype] == object_type][[oid, eid]].drop_duplicates()
+    flat = ev.merge(links, on=eid, how="inner")
+    flat = flat.sort_values(ts, kind="stable").reset_index(drop=True)
     flat = flat.rename(columns={oid: "case:concept:name", act: "concept:name", ts: "time:timestamp"})
     flat["record_id"] = flat[eid].astype(str) + "@" + flat["case:concept:name"].astype(str)
     mapping = Mapping(case="case:concept:name", activity="concept:name", timestamp="time:timestamp",

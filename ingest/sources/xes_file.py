@@ -102,7 +102,10 @@ def read_frame(path: Path):
             else "the XML is malformed; validate it or export it again",
             where={"file": str(path)},
         ) from failure
-    return df.to_arrow()
+    table = df.to_arrow()
+    # the importer returns attribute columns in a varying order; a fixed order keeps the content
+    # hash of each event (its record id) stable, so a re-import is recognised as duplicates
+    return table.select(sorted(table.column_names))
 
 
 def batches_from(table, path: Path) -> Iterator[Batch]:
