@@ -6,6 +6,8 @@ each page, the global filters, and runs the selected page.
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 st.set_page_config(page_title="processlens", page_icon=":material/insights:", layout="wide",
@@ -38,5 +40,12 @@ with st.sidebar:
         if st.button("Sign out", icon=":material/logout:"):
             auth.logout()
 
-filter_bar.render()
-page.run()
+try:
+    filter_bar.render()
+    page.run()
+except Exception as exc:  # noqa: BLE001 - users get a message, the server log gets the traceback
+    logging.getLogger("processlens.dashboard").exception("page %s failed", page.title)
+    message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+    hint = getattr(exc, "hint", None) or ("reload the page; if it happens again, the server log has the details "
+                                          "for a bug report")
+    st.error(f"**This page hit a problem:** {message}\n\n**What to do:** {hint}", icon=":material/error:")

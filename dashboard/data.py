@@ -71,7 +71,8 @@ def now() -> datetime:
     ``[dashboard] now`` or ``PROCESSLENS_NOW`` (ISO time) wins; a demo store uses the moment its
     world was generated (``world.json`` beside it); otherwise the current time.
     """
-    value = os.environ.get("PROCESSLENS_NOW") or dashboard_config().get("now")
+    value = (os.environ.get("PROCESSLENS_NOW") or dashboard_config().get("now")
+             or settings().section("coordinator").get("now"))
     if not value:
         s = settings()
         for candidate in (Path(s.db_path).parent / "demo-world" / "world.json", s.base_dir / "world.json"):

@@ -90,17 +90,34 @@ def _analytics_variant_ids(con: duckdb.DuckDBPyConnection, flt: ViewFilter) -> l
 
 
 # -- analytics ------------------------------------------------------------------------------------
-def process_map(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, activities: float = 1.0,
-                paths: float = 1.0, overlay: str = "frequency") -> dict[str, Any]:
-    """The directly-follows map as Graphviz DOT plus its edge table, simplified by the sliders."""
-    an = engine("analytics")
-    result = an.dfg(con, _analytics_filter(con, flt))
-    simple = an.simplify(result, activities=activities, paths=paths) if hasattr(an, "simplify") else result
-    dot = an.to_dot(simple, overlay=overlay)
-    edges = getattr(simple, "edges", pd.DataFrame())
-    return {"dot": dot, "edges": edges, "start": dict(getattr(simple, "start_activities", {}) or {}),
-            "end": dict(getattr(simple, "end_activities", {}) or {}),
-            "all_edges": len(getattr(result, "edges", [])), "source": "analytics"}
+def process_map(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None) -> dict[str, Any]:
+    """Activities and directly-follows edges (with ▶ start and ■ end edges) for the map.
+
+    From ``analytics.dfg`` when installed, else from the store-only :func:`dashboard.queries.dfg`.
+    """
+    try:
+        fn = engine("analytics", "dfg")
+    except EngineMissing:
+        out = queries.dfg(con, flt)
+        return {**out, "engine": "store"}
+    result = fn(con, _analytics_filter(con, flt))
+    edges = result.edges.copy()
+    keep = [c for c in ("source", "target", "frequency", "cases", "median_seconds", "mean_seconds", "p90_seconds")
+            if c in edges.columns]
+    edges = edges[keep]
+    starts = pd.DataFrame({"source": "▶", "target": list(result.start_activities),
+                           "frequency": list(result.start_activities.values())})
+    ends = pd.DataFrame({"source": list(result.end_activities), "target": "■",
+                         "frequency": list(result.end_activities.values())})
+    for extra in (starts, ends):
+        extra["cases"] = extra["frequency"]
+    edges = pd.concat([edges, starts, ends], ignore_index=True)
+    counts = result.activities or {}
+    if not counts:
+        counts = edges[edges["target"] != "■"].groupby("target")["frequency"].sum().to_dict()
+    acts = pd.DataFrame({"activity": list(counts), "frequency": list(counts.values())})
+    acts = acts.sort_values(["frequency", "activity"], ascending=[False, True]).reset_index(drop=True)
+    return {"activities": acts, "edges": edges, "engine": "analytics"}
 
 
 def variants(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, top: int = 50) -> pd.DataFrame:
@@ -201,28 +218,62 @@ def action_status_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return dict(con.execute("SELECT status, count(*) FROM actions GROUP BY status").fetchall())
 
 
-def effect(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    return pd.DataFrame(engine("coordinator", "effect")(con))
+def effect(con: duckdb.DuckDBPyConnection, now: str | None = None) -> pd.DataFrame:
+    return pd.DataFrame(engine("coordinator", "effect")(con, now=_now(now)))
 
 
 def rules(con: duckdb.DuckDBPyConnection, config: str | None = None) -> pd.DataFrame:
-    load = engine("coordinator", "load_rules")
-    found = load(_settings(config))
-    rows = []
-    states = {}
+    """The configured rules with their runtime state (enabled, failures, last run)."""
+    found = engine("coordinator", "load_rules")(_settings(config))
+    states: dict[str, tuple] = {}
     if queries.table_exists(con, "rule_state"):
         states = {r[0]: r[1:] for r in con.execute(
             "SELECT rule, enabled, disabled_reason, consecutive_failures, last_run_at, last_matched, last_created "
             "FROM rule_state").fetchall()}
-    for rule in (found.values() if isinstance(found, dict) else found):
-        d = rule.to_dict() if hasattr(rule, "to_dict") else dict(vars(rule))
-        name = d.get("name")
-        st = states.get(name)
-        rows.append({"rule": name, "when": str(d.get("when", "")), "action": str(d.get("action", d.get("do", ""))),
-                     "enabled": (st[0] if st else d.get("enabled", True)), "disabled_reason": st[1] if st else None,
-                     "failures": st[2] if st else 0, "last_run_at": st[3] if st else None,
-                     "last_matched": st[4] if st else None, "last_created": st[5] if st else None})
+    rows = []
+    for rule in found:
+        st_ = states.get(rule.name)
+        scope = ", ".join(getattr(rule, "steps", []) or getattr(rule, "types", []) or []) or "any"
+        target = getattr(rule, "target", None)
+        rows.append({
+            "rule": rule.name, "when": rule.when, "scope": scope, "do": rule.action,
+            "mode": getattr(rule, "mode", ""), "target": _target_text(target), "enabled": bool(st_[0]) if st_ else bool(getattr(rule, "enabled", True)),
+            "disabled_reason": st_[1] if st_ else None, "consecutive_failures": st_[2] if st_ else 0,
+            "last_run_at": st_[3] if st_ else None, "last_matched": st_[4] if st_ else None,
+            "last_created": st_[5] if st_ else None, "description": getattr(rule, "description", ""),
+        })
     return pd.DataFrame(rows)
+
+
+def _target_text(target: Any) -> str:
+    if target is None:
+        return ""
+    if getattr(target, "url", None):
+        return str(target.url)
+    if getattr(target, "url_env", None):
+        return f"${target.url_env}"
+    return ", ".join(getattr(target, "to", []) or [])
+
+
+def manual_actions(con: duckdb.DuckDBPyConnection, config: str | None = None) -> list[str]:
+    """Action types an operator can dispatch by hand (those some rule defines a target for)."""
+    try:
+        found = engine("coordinator", "load_rules")(_settings(config))
+    except ConfigError:
+        return []
+    return sorted({r.action for r in found})
+
+
+def preview_dispatch(con: duckdb.DuckDBPyConnection, case_ids: list[str], action: str, config: str | None = None,
+                     now: str | None = None) -> dict[str, Any]:
+    return engine("coordinator", "preview")(con, case_ids, action, _settings(config), now=_now(now))
+
+
+def dispatch(con: duckdb.DuckDBPyConnection, case_ids: list[str], action: str, actor: str, config: str | None = None,
+             now: str | None = None, text: str | None = None) -> list[int]:
+    """Queue one action per case (called through ``dashboard.data.run_write`` after the role check)."""
+    return engine("coordinator", "enqueue_manual")(con, case_ids, action, actor, _settings(config), now=_now(now),
+                                                   text=text)
 
 
 def end_activities(con: duckdb.DuckDBPyConnection, config: str | None = None) -> list[str] | None:
@@ -240,3 +291,14 @@ def end_activities(con: duckdb.DuckDBPyConnection, config: str | None = None) ->
         return None
     mapped = {a for a, t in (getattr(model, "activity_map", {}) or {}).items() if t in finals}
     return sorted(finals | mapped)
+
+
+def model_steps(con: duckdb.DuckDBPyConnection, config: str | None = None) -> pd.DataFrame:
+    """The reference model's steps: owner, SLA (s), exception and handler flags, final or not."""
+    model = reference_model(config)
+    rows = []
+    for name, step in (getattr(model, "steps", {}) or {}).items():
+        rows.append({"step": name, "owner": step.owner, "sla_seconds": step.sla_seconds,
+                     "exception": bool(step.exception), "handles": step.handles,
+                     "final": name in (getattr(model, "final_steps", set()) or set())})
+    return pd.DataFrame(rows, columns=["step", "owner", "sla_seconds", "exception", "handles", "final"])

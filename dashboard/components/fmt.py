@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any
+
+import pandas as pd
+
+
+def missing(x: Any) -> bool:
+    if x is None:
+        return True
+    try:
+        return bool(pd.isna(x))
+    except (TypeError, ValueError):
+        return False
 
 
 def duration(seconds: Any, precision: int = 1) -> str:
     """``3.2 d``, ``5.0 h``, ``12 min``, ``40 s``; an em dash for missing values."""
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+    if missing(seconds):
         return "—"
     s = float(seconds)
     sign = "-" if s < 0 else ""
@@ -24,19 +34,19 @@ def duration(seconds: Any, precision: int = 1) -> str:
 
 
 def days(seconds: Any) -> float | None:
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+    if missing(seconds):
         return None
     return float(seconds) / 86400
 
 
 def count(n: Any) -> str:
-    if n is None or (isinstance(n, float) and math.isnan(n)):
+    if missing(n):
         return "—"
     return f"{int(n):,}"
 
 
 def share(x: Any, digits: int = 0) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    if missing(x):
         return "—"
     return f"{100 * float(x):.{digits}f} %"
 

@@ -1,0 +1,136 @@
+"""Health: how the process is doing, for leadership."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from dashboard import data, queries
+from dashboard.components import filter_bar, fmt, kpi, layout, nav
+
+flt = filter_bar.current()
+layout.header("Process health", "How the process is doing against its targets", flt)
+ov = layout.outcome(data.attempt("overview", flt), "Overview")
+if ov is not None:
+    ov["filtered"] = not flt.is_empty
+if not layout.require_events(ov):
+    st.stop()
+
+now = data.now()
+cfg = data.dashboard_config()
+targets = cfg.get("targets", {})
+idle_days = float(cfg.get("idle_days", 30))
+ends = data.attempt("dashboard.engines:end_activities", config=nav.config()).value
+start, end = queries.period_bounds(ov["last_ts"], flt, days=int(cfg.get("period_days", 28)))
+common = dict(end_activities=ends, idle_days=idle_days, now=now.isoformat())
+k = layout.outcome(data.attempt("flow_kpis", flt, start=start.isoformat(), end=end.isoformat(), **common), "Flow KPIs")
+if k is None:
+    st.stop()
+cur, prev = k["current"], k["previous"]
+st.caption(f"Period {start:%Y-%m-%d} to {(end - __import__('datetime').timedelta(days=1)):%Y-%m-%d} compared with the "
+           f"{(end - start).days} days before. Closed = " + (f"ended in {', '.join(ends)}" if ends else
+           f"no event for {idle_days:.0f} days (set [dashboard] end_activities or a reference model to be exact)"))
+
+stuck = data.attempt("dashboard.engines:stuck", flt, now=now.isoformat(), config=nav.config())
+exc = data.attempt("dashboard.engines:exceptions", flt, now=now.isoformat(), config=nav.config())
+conf = data.attempt("dashboard.engines:conformance", flt, config=nav.config())
+n_stuck = len(stuck.value) if stuck.ok else None
+n_unhandled = int((~exc.value["handled"].astype(bool)).sum()) if exc.ok and "handled" in exc.value else None
+conf_rate = None
+if conf.ok:
+    c = conf.value
+    if c.get("cases"):
+        conf_rate = c.get("fitting_cases", 0) / c["cases"]
+
+med_d, prev_med_d = fmt.days(cur["median_seconds"]), fmt.days(prev["median_seconds"])
+p90_d, prev_p90_d = fmt.days(cur["p90_seconds"]), fmt.days(prev["p90_seconds"])
+row1 = st.columns(4)
+with row1[0]:
+    kpi.tile("Cases started", fmt.count(cur["started"]), kpi.change(cur["started"], prev["started"]),
+             help="Cases whose first event falls in the period")
+with row1[1]:
+    kpi.tile("Cases completed", fmt.count(cur["completed"]), kpi.change(cur["completed"], prev["completed"]),
+             help="Cases closed in the period")
+with row1[2]:
+    kpi.tile("Median throughput", f"{med_d:.1f} d" if med_d is not None else "—",
+             kpi.change(med_d, prev_med_d, "d"), lower_is_better=True,
+             status=kpi.rag(med_d, targets.get("median_throughput_days")),
+             help="First to last event of the cases completed in the period")
+with row1[3]:
+    kpi.tile("P90 throughput", f"{p90_d:.1f} d" if p90_d is not None else "—", kpi.change(p90_d, prev_p90_d, "d"),
+             lower_is_better=True, status=kpi.rag(p90_d, targets.get("p90_throughput_days")),
+             help="9 in 10 completed cases took at most this long")
+row2 = st.columns(4)
+with row2[0]:
+    kpi.tile("Work in progress", fmt.count(cur["wip"]), kpi.change(cur["wip"], prev["wip"]), lower_is_better=True,
+             status=kpi.rag(cur["wip"], targets.get("wip")), help="Cases open at the end of the period")
+with row2[1]:
+    kpi.tile("Stuck cases", fmt.count(n_stuck), lower_is_better=True, status=kpi.rag(n_stuck, targets.get("stuck_cases")),
+             help="Open cases waiting longer than their step's SLA or than is normal" if stuck.ok else
+             f"Not available: {stuck.message}")
+with row2[2]:
+    kpi.tile("Unhandled exceptions", fmt.count(n_unhandled), lower_is_better=True,
+             status=kpi.rag(n_unhandled, targets.get("unhandled_exceptions")),
+             help="Exception events not followed by their handler" if exc.ok else f"Not available: {exc.message}")
+with row2[3]:
+    kpi.tile("Conformance rate", fmt.share(conf_rate), status=kpi.rag(conf_rate, targets.get("conformance_rate")),
+             help="Share of cases that fit the reference model" if conf.ok else f"Not available: {conf.message}")
+if not stuck.ok and stuck.kind in ("unconfigured", "missing"):
+    st.caption(f"Stuck cases, exceptions and conformance: {stuck.message}. " + (stuck.hint or ""))
+
+st.subheader("Right now")
+board = st.columns(4)
+open_cases = k["open"]
+escalated = None
+acts = data.attempt("dashboard.engines:action_status_counts").value or {}
+if acts:
+    escalated = sum(acts.values())
+board[0].metric("Waiting", fmt.count(open_cases - (n_stuck or 0)), border=True, help="Open cases within their normal time")
+board[1].metric("Blocked (stuck)", fmt.count(n_stuck), border=True)
+board[2].metric("Completed in period", fmt.count(cur["completed"]), border=True)
+board[3].metric("Escalated (actions)", fmt.count(escalated), border=True,
+                help="Corrective actions created by the coordinator and operators")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Throughput trend")
+    flow = data.attempt("weekly_flow", flt, freq=cfg.get("trend_freq", "week")).value
+    if flow is not None and not flow.empty:
+        long = flow.melt(id_vars="period", value_vars=["started", "last_activity"], var_name="series", value_name="cases")
+        long["series"] = long["series"].map({"started": "started", "last_activity": "last event (ended or paused)"})
+        fig = px.line(long, x="period", y="cases", color="series", markers=True)
+        fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="", xaxis_title=None)
+        st.plotly_chart(fig, key="trend")
+with right:
+    st.subheader("Open cases by source system")
+    by_src = data.attempt("open_by", flt, by="last_source", **common).value
+    if by_src is not None and not by_src.empty:
+        by_src["median wait (days)"] = by_src["median_wait_seconds"] / 86400
+        fig = px.bar(by_src, x="open_cases", y="group", orientation="h", color="median wait (days)",
+                     color_continuous_scale="OrRd", labels={"group": "", "open_cases": "open cases"})
+        fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10))
+        st.plotly_chart(fig, key="by_source")
+    else:
+        st.caption("No open case.")
+
+if stuck.ok and not stuck.value.empty and "owner" in stuck.value:
+    st.subheader("Stuck cases by owner")
+    owners = stuck.value.groupby(stuck.value["owner"].fillna("(no owner)")).size().reset_index(name="stuck")
+    fig = px.bar(owners.sort_values("stuck"), x="stuck", y="owner", orientation="h", color_discrete_sequence=["#c62828"])
+    fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10))
+    st.plotly_chart(fig, key="by_owner")
+
+st.subheader("The cases behind the numbers")
+kinds = {"started": "Cases started", "completed": "Cases completed", "wip": "Work in progress", "open": "Open now"}
+kind = st.segmented_control("Show", list(kinds), format_func=kinds.get, default="wip", key="health_cases_kind")
+if kind:
+    cases = data.attempt("kpi_cases", flt, kind=kind, start=start.isoformat(), end=end.isoformat(), **common).value
+    if cases is not None:
+        st.caption(f"{len(cases):,} cases" + (" (first 500)" if len(cases) >= 500 else "") + " · select one to open it")
+        ev = st.dataframe(cases, hide_index=True, on_select="rerun", selection_mode="single-row", key="health_cases",
+                          column_config={"duration_days": st.column_config.NumberColumn("duration (days)", format="%.1f")})
+        rows = nav.selected_rows(ev)
+        if rows:
+            nav.open_case(cases.iloc[rows[0]]["case_id"])
+if stuck.ok and n_stuck:
+    st.page_link("pages/stuck.py", label=f"See the {n_stuck:,} stuck cases", icon=":material/pending_actions:")
