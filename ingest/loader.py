@@ -34,6 +34,10 @@ class Batch:
     (Arrow, pandas or polars), the name it is registered under. ``position_offset`` numbers the
     records continuously across batches of one source; ``line_offset`` is the file line of the
     first record (2 for a CSV with a header), or None when lines mean nothing (APIs, tables).
+    An empty ``relation`` means a batch without records: only its ``source_rejects`` (and
+    ``file_sha256``) are written, e.g. for a drop-folder file that is unusable as a whole.
+    ``cursor`` is the watermark reached after this batch; the last one given is committed with
+    the run's data.
     """
 
     relation: str
@@ -61,6 +65,7 @@ class RunResult:
     seconds: float = 0.0
     error: str | None = None
     cursor: str | None = None
+    files: int = 0  # drop folders: files taken in this run (loaded or rejected as a whole)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +75,7 @@ class RunResult:
             f"{self.job}: read {self.rows_read:,}, loaded {self.rows_loaded:,}, rejected {self.rows_rejected:,}, "
             f"duplicates skipped {self.duplicates_skipped:,}"
             + (f", waiting for correlation {self.pending:,}" if self.pending else "")
+            + (f", files {self.files:,}" if self.files else "")
             + f" in {self.seconds:.1f}s"
         )
 
@@ -173,7 +179,8 @@ class Loader:
             [
                 r.run_id, self.job, self.source_id, started_at, now_utc(), r.status, r.rows_read, r.rows_loaded,
                 r.rows_rejected, r.duplicates_skipped, r.error,
-                json.dumps({"pending": r.pending, "resolved_pending": r.resolved_pending, "cursor": r.cursor}),
+                json.dumps({"pending": r.pending, "resolved_pending": r.resolved_pending, "cursor": r.cursor,
+                            "files": r.files}),
             ],
         )
 
@@ -206,6 +213,27 @@ class Loader:
         return {r[0]: r[1] for r in rows}
 
     def _load_batch(self, batch: Batch) -> int:
+        n = self._load_records(batch) if batch.relation else self._reject_only(batch)
+        if batch.file_sha256:
+            self._mark_file(batch)
+        return n
+
+    def _reject_only(self, batch: Batch) -> int:
+        """A batch without records: a source that rejects a whole file or record set."""
+        n = self._write_source_rejects(batch)
+        self.result.rows_read += n
+        self.result.rows_rejected += n
+        return n
+
+    def _mark_file(self, batch: Batch) -> None:
+        """Record a drop-folder file as taken, in the run's transaction (so it is taken iff its data is)."""
+        inserted = self.con.execute(
+            "INSERT INTO ingested_files (job, path, sha256, size, run_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [self.job, batch.location, batch.file_sha256, batch.file_size, self.result.run_id],
+        ).fetchone()[0]
+        self.result.files += inserted
+
+    def _load_records(self, batch: Batch) -> int:
         con, m, res = self.con, self.mapping, self.result
         registered = None
         if batch.data is not None:

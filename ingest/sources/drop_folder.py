@@ -1,0 +1,167 @@
+"""Drop folders: every new file matching a glob pattern is loaded once, in name order.
+
+A file is "new" when its SHA-256 is not yet in ``ingested_files`` for the job, so a renamed copy
+of a file already loaded is skipped, and a file whose content changed is loaded again (records
+already in the store are skipped as duplicates). Each file is read by the source of its kind
+(``file_kind`` or its extension: csv, parquet, xes, json/jsonl) and marked as taken in the same
+transaction as its data: a run that fails leaves its files to the next run.
+
+A file that is unusable as a whole (empty, not the format its name says, lacking the mapped
+columns) does **not** fail the run: it is recorded as a reject (location = the file, with the
+reason) and marked as taken by its hash, so the other files still load and the same broken bytes
+are not retried on every run; a corrected file (new content) is picked up again. A file that
+cannot be read at all (permissions, vanished) is skipped with a reject and retried next run.
+
+Hidden and temporary files (``.name``, ``~name``, ``*.tmp``, ``*.part``, ``*.crdownload``) are
+ignored, and so are files modified less than ``min_age`` seconds ago (still being written).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from ingest.loader import Batch
+from ingest.mapping import Mapping
+from processlens.errors import SourceError
+
+TEMP_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".swp")
+KIND_BY_SUFFIX = {
+    ".csv": "csv", ".txt": "csv", ".tsv": "csv", ".csv.gz": "csv",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".xes": "xes", ".xes.gz": "xes",
+    ".json": "json", ".jsonl": "json", ".ndjson": "json", ".jsonl.gz": "json", ".json.gz": "json",
+}
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def kind_of(path: Path, file_kind: str | None) -> str:
+    if file_kind:
+        return file_kind
+    name = path.name.lower()
+    for suffix in sorted(KIND_BY_SUFFIX, key=len, reverse=True):
+        if name.endswith(suffix):
+            return KIND_BY_SUFFIX[suffix]
+    raise SourceError(f"cannot tell the kind of {path.name} from its name",
+                      hint="set file_kind (csv, parquet, xes or json) for the folder job, or narrow its pattern",
+                      where={"file": str(path)})
+
+
+def candidates(folder: Path, pattern: str, min_age: float = 0.0) -> list[Path]:
+    """Files matching ``pattern`` (recursive with ``**``), in name order, without temporary ones."""
+    now = time.time()
+    out = []
+    for p in folder.glob(pattern):
+        name = p.name
+        if not p.is_file() or name.startswith((".", "~")) or name.lower().endswith(TEMP_SUFFIXES):
+            continue
+        if min_age and now - p.stat().st_mtime < min_age:
+            continue
+        out.append(p)
+    return sorted(out, key=lambda p: (str(p.relative_to(folder).parent), p.name))
+
+
+def taken(con: duckdb.DuckDBPyConnection, job: str) -> set[str]:
+    return {r[0] for r in con.execute("SELECT sha256 FROM ingested_files WHERE job = ?", [job]).fetchall()}
+
+
+def _file_batches(con: duckdb.DuckDBPyConnection, path: Path, kind: str, mapping: Mapping, options: dict) -> Iterator[Batch]:
+    if kind == "csv":
+        from ingest.sources import csv_file
+
+        return csv_file.batches(con, path, mapping.key_columns, sep=options.get("sep"), encoding=options.get("encoding"))
+    if kind == "parquet":
+        from ingest.sources import parquet_file
+
+        return parquet_file.batches(con, path)
+    if kind == "xes":
+        from ingest.sources import xes_file
+
+        return xes_file.batches(con, path)
+    if kind == "json":
+        from ingest.sources import json_file
+
+        return json_file.batches(con, path, records_path=options.get("records_path"), fmt=options.get("format", "auto"))
+    raise SourceError(f"unknown file_kind {kind!r}", hint="use csv, parquet, xes or json", where={"file": str(path)})
+
+
+def _check_columns(con: duckdb.DuckDBPyConnection, batch: Batch, mapping: Mapping) -> None:
+    if not batch.relation:
+        return
+    if batch.data is not None:
+        con.register("_pl_check", batch.data)
+        rel = "_pl_check"
+    else:
+        rel = batch.relation
+    try:
+        cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()}
+    finally:
+        if batch.data is not None:
+            con.unregister("_pl_check")
+    missing = [c for c in mapping.key_columns if c not in cols]
+    if missing:
+        raise SourceError(f"{batch.location} lacks the mapped column(s) {missing}",
+                          hint=f"its columns are {sorted(cols)[:30]}; fix the file or the job's mapping",
+                          where={"file": batch.location})
+
+
+def _whole_file_reject(path: Path, reason: str, sha: str | None, size: int | None) -> Batch:
+    return Batch(relation="", location=str(path), source_rejects=[{"reason": reason, "record_key": path.name}],
+                 file_sha256=sha, file_size=size)
+
+
+def batches(
+    con: duckdb.DuckDBPyConnection,
+    job: str,
+    folder: str | Path,
+    mapping: Mapping,
+    pattern: str = "*",
+    file_kind: str | None = None,
+    min_age: float = 0.0,
+    **options: str,
+) -> Iterator[Batch]:
+    """Batches of every new file in ``folder``; each batch names its file's hash for ``ingested_files``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SourceError(f"drop folder {folder} does not exist", hint="create it or fix the job's path",
+                          where={"folder": str(folder)})
+    done = taken(con, job)
+    for path in candidates(folder, pattern, min_age):
+        try:
+            size = path.stat().st_size
+            sha = sha256_of(path)
+        except OSError as exc:
+            yield _whole_file_reject(path, f"cannot read the file: {exc.strerror or exc}; retried next run", None, None)
+            continue
+        if sha in done:
+            continue
+        done.add(sha)
+        gen = None
+        try:
+            kind = kind_of(path, file_kind)
+            gen = _file_batches(con, path, kind, mapping, options)
+            first = True
+            for batch in gen:
+                if first:
+                    _check_columns(con, batch, mapping)
+                    first = False
+                batch.file_sha256, batch.file_size = sha, size
+                yield batch
+            if first:  # the file had no records (e.g. header only): still mark it as taken
+                yield Batch(relation="", location=str(path), file_sha256=sha, file_size=size)
+        except SourceError as exc:
+            if gen is not None:
+                gen.close()
+            reason = exc.message + (f" - what to do: {exc.hint}" if exc.hint else "")
+            yield _whole_file_reject(path, reason, sha, size)
