@@ -177,15 +177,64 @@ def exceptions(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, no
     return _restrict(pd.DataFrame(df), _case_ids(con, flt))
 
 
+def _check(con: duckdb.DuckDBPyConnection, config: str | None, method: str) -> Any:
+    model = reference_model(config)
+    fn = engine("models", "check")
+    try:
+        return fn(con, model, method=method, precision=False)
+    except TypeError:
+        return fn(con, model, method=method)
+
+
+def _dev_types(value: Any) -> list[str]:
+    if isinstance(value, list | tuple):
+        return sorted({d.get("type") for d in value if isinstance(d, dict) and d.get("type")})
+    return []
+
+
 def conformance(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, config: str | None = None,
                 method: str = "token-replay") -> dict[str, Any]:
-    model = reference_model(config)
-    result = engine("models", "check")(con, model, method=method)
+    """Fitness, deviation types and deviations (with throughput impact), and a slim per-case table."""
+    result = _check(con, config, method)
     out = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    per_case = getattr(result, "cases", None)
-    if isinstance(per_case, pd.DataFrame):
-        out["per_case"] = _restrict(per_case, _case_ids(con, flt))
+    per_case = getattr(result, "cases_df", None)
+    if isinstance(per_case, pd.DataFrame) and "case_id" in per_case:
+        slim = pd.DataFrame({"case_id": per_case["case_id"].astype(str)})
+        for col in ("fitting", "fitness", "conforming", "throughput_seconds"):
+            if col in per_case:
+                slim[col] = per_case[col].values
+        if "deviations" in per_case:
+            slim["deviation_types"] = per_case["deviations"].map(lambda d: ", ".join(_dev_types(d))).values
+        out["per_case"] = _restrict(slim, _case_ids(con, flt))
+        if flt is not None and not flt.is_empty:
+            pc = out["per_case"]
+            out["cases"] = len(pc)
+            if "fitting" in pc:
+                out["fitting_cases"] = int(pc["fitting"].fillna(False).astype(bool).sum())
     return out
+
+
+def deviation_breakdown(con: duckdb.DuckDBPyConnection, deviation: str, attribute: str, flt: ViewFilter | None = None,
+                        config: str | None = None) -> pd.DataFrame:
+    """Per value of a case attribute: cases, cases with the deviation, its rate and lift against all cases."""
+    res = conformance(con, flt, config)
+    pc = res.get("per_case")
+    if pc is None or pc.empty:
+        return pd.DataFrame(columns=["value", "cases", "with_deviation", "rate", "lift"])
+    has = pc.assign(dev=pc["deviation_types"].fillna("").map(lambda s: deviation in s.split(", ")))
+    con.register("_pl_dev", has[["case_id", "dev"]])
+    try:
+        df = con.execute(
+            """SELECT coalesce(json_extract_string(c.attrs, ?), '(missing)') AS value, count(*) AS cases,
+                      count(*) FILTER (WHERE d.dev) AS with_deviation
+               FROM _pl_dev d JOIN cases c ON c.case_id = d.case_id GROUP BY 1 ORDER BY cases DESC LIMIT 100""",
+            [__import__("dashboard.filters", fromlist=["attr_path"]).attr_path(attribute)]).df()
+    finally:
+        con.unregister("_pl_dev")
+    overall = has["dev"].mean() if len(has) else 0
+    df["rate"] = df["with_deviation"] / df["cases"]
+    df["lift"] = df["rate"] / overall if overall else None
+    return df.sort_values(["lift", "cases"], ascending=False)
 
 
 def case_position(con: duckdb.DuckDBPyConnection, case_id: str, config: str | None = None) -> Any:

@@ -436,3 +436,33 @@ def kpi_cases(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, kind: str,
                date_diff('second', pc.first_ts, pc.last_ts) / 86400.0 AS duration_days, pc.closed
         FROM pc JOIN cases c USING (case_key) WHERE {where}
         ORDER BY pc.last_ts DESC, c.case_id LIMIT {int(limit)}""", params + wparams)
+
+
+def _waits_cte(flt: ViewFilter | None) -> tuple[str, list[Any]]:
+    """CTE ``w``: every event with the wait since the previous event of its case and who/where it happened."""
+    with_, params = _scope(flt)
+    with_ = with_ + ", " if with_ else "WITH "
+    return with_ + f"""
+        w AS (SELECT a.name AS activity, e.resource, s.name AS source, e.ts,
+                     date_diff('second', lag(e.ts) OVER win, e.ts) AS wait
+              FROM events e JOIN activities a USING (activity_id) JOIN sources s USING (source_id){_join(flt)}
+              WINDOW win AS (PARTITION BY e.case_key ORDER BY e.ts, e.event_id))""", params
+
+
+def wait_by_activity_week(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, top: int = 15) -> pd.DataFrame:
+    """Median wait before each of the ``top`` most-waited-for activities, per week."""
+    cte, params = _waits_cte(flt)
+    return _df(con, cte + f"""
+        , topa AS (SELECT activity FROM w WHERE wait IS NOT NULL GROUP BY activity ORDER BY sum(wait) DESC LIMIT {int(top)})
+        SELECT date_trunc('week', ts) AS week, activity, count(*) AS events, median(wait) AS median_seconds
+        FROM w WHERE wait IS NOT NULL AND activity IN (SELECT activity FROM topa) GROUP BY ALL ORDER BY week, activity""",
+               params)
+
+
+def wait_by_resource(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, top: int = 30) -> pd.DataFrame:
+    """Waiting before the events of each resource: events, total and median wait, share of all waiting."""
+    cte, params = _waits_cte(flt)
+    return _df(con, cte + f"""
+        SELECT coalesce(resource, '(none)') AS resource, count(*) AS events, sum(wait) AS total_wait_seconds,
+               median(wait) AS median_seconds, sum(wait) / sum(sum(wait)) OVER () AS share_of_waiting
+        FROM w WHERE wait IS NOT NULL GROUP BY 1 ORDER BY total_wait_seconds DESC LIMIT {int(top)}""", params)

@@ -1,3 +1,65 @@
+"""Bottlenecks: where cases wait — by hand-off, by activity and week, by resource."""
+
+from __future__ import annotations
+
+import plotly.express as px
 import streamlit as st
 
-st.title("bottlenecks")
+from dashboard import data
+from dashboard.components import filter_bar, fmt, layout
+
+flt = filter_bar.current()
+layout.header("Bottlenecks", "Where cases wait, and between whom", flt)
+ov = layout.outcome(data.attempt("overview", flt), "Overview")
+if ov is not None:
+    ov["filtered"] = not flt.is_empty
+if not layout.require_events(ov):
+    st.stop()
+
+tab_edge, tab_week, tab_res = st.tabs(["By hand-off", "By activity and week", "By resource"])
+with tab_edge:
+    hw = layout.outcome(data.attempt("handoff_waits", flt, top=30), "Waiting by hand-off")
+    if hw is not None and not hw.empty:
+        hw["hand-off"] = hw["source"] + " → " + hw["target"]
+        hw["between systems"] = hw["source_system"] != hw["target_system"]
+        hw["total wait (days)"] = hw["total_wait_seconds"] / 86400
+        cross = hw[hw["between systems"]]["share_of_waiting"].sum()
+        m = st.columns(3)
+        m[0].metric("Biggest hand-off", fmt.share(hw["share_of_waiting"].iloc[0]), border=True,
+                    help=f"{hw['hand-off'].iloc[0]}: share of all waiting time")
+        m[1].metric("Waiting between systems", fmt.share(cross), border=True,
+                    help="Share of all waiting that happens where a case moves from one source system to another "
+                         "(among the top 30 hand-offs)")
+        m[2].metric("Median wait, top hand-off", fmt.duration(hw["median_seconds"].iloc[0]), border=True)
+        fig = px.bar(hw.head(15).iloc[::-1], x="total wait (days)", y="hand-off", orientation="h",
+                     color="between systems", color_discrete_map={True: "#c62828", False: "#4a6fa5"},
+                     labels={"hand-off": ""})
+        fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10))
+        st.plotly_chart(fig, key="handoffs")
+        show = hw.assign(median=hw["median_seconds"].map(fmt.duration), p90=hw["p90_seconds"].map(fmt.duration),
+                         share=hw["share_of_waiting"] * 100)
+        st.dataframe(show[["hand-off", "source_system", "target_system", "frequency", "median", "p90", "share"]],
+                     hide_index=True, column_config={"share": st.column_config.ProgressColumn(
+                         "share of waiting", format="%.1f%%", min_value=0, max_value=100)})
+with tab_week:
+    wk = layout.outcome(data.attempt("wait_by_activity_week", flt, top=15), "Waiting by activity and week")
+    if wk is not None and not wk.empty:
+        wk["median wait (days)"] = wk["median_seconds"] / 86400
+        fig = px.density_heatmap(wk, x="week", y="activity", z="median wait (days)", histfunc="avg",
+                                 color_continuous_scale="OrRd", labels={"activity": ""})
+        fig.update_layout(height=520, margin=dict(l=10, r=10, t=10, b=10))
+        st.caption("Median waiting time before each activity, per week: the darker, the longer cases waited.")
+        st.plotly_chart(fig, key="week_heat")
+with tab_res:
+    rs = layout.outcome(data.attempt("wait_by_resource", flt, top=30), "Waiting by resource")
+    if rs is not None and not rs.empty:
+        rs["total wait (days)"] = rs["total_wait_seconds"] / 86400
+        fig = px.bar(rs.head(20).iloc[::-1], x="total wait (days)", y="resource", orientation="h",
+                     color="median_seconds", color_continuous_scale="OrRd", labels={"resource": ""})
+        fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10), coloraxis_colorbar_title="median s")
+        st.caption("Waiting time before the events each resource performed (the queue in front of them).")
+        st.plotly_chart(fig, key="resources")
+        st.dataframe(rs.assign(median=rs["median_seconds"].map(fmt.duration), share=rs["share_of_waiting"] * 100)[
+            ["resource", "events", "median", "share"]], hide_index=True,
+            column_config={"share": st.column_config.ProgressColumn("share of waiting", format="%.1f%%",
+                                                                    min_value=0, max_value=100)})
