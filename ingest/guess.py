@@ -51,26 +51,29 @@ def by_name(columns: list[str], role: str, taken: set[str]) -> str | None:
     return None
 
 
-def is_temporal(con: duckdb.DuckDBPyConnection, relation: str, column: str, ctype: str) -> bool:
-    """Typed timestamp/date columns, or text whose sampled values all parse as timestamps."""
+def is_temporal(con: duckdb.DuckDBPyConnection, relation: str, column: str, ctype: str, share: float = 0.9) -> bool:
+    """Typed timestamp/date columns, or text of which at least ``share`` of a sample parses."""
     t = ctype.upper()
     if t.startswith("TIMESTAMP") or t == "DATE":
         return True
     if t != "VARCHAR":
         return False
     sample = [r[0] for r in con.execute(
-        f"SELECT {quote_ident(column)} FROM {relation} WHERE {quote_ident(column)} IS NOT NULL LIMIT 200"
+        f"SELECT {quote_ident(column)} FROM {relation} WHERE {quote_ident(column)} IS NOT NULL LIMIT 500"
     ).fetchall()]
-    return bool(sample) and detect_format(con, sample) is not None and _all_parse(con, sample)
+    return bool(sample) and parsed_share(con, sample) >= share
 
 
-def _all_parse(con: duckdb.DuckDBPyConnection, sample: list[str]) -> bool:
+def parsed_share(con: duckdb.DuckDBPyConnection, sample: list[str]) -> float:
+    """Share of ``sample`` that parses with the best detected timestamp format."""
     from ingest.timestamps import parse_expr
 
     fmt = detect_format(con, sample)
+    if fmt is None:
+        return 0.0
     ok = con.execute(f"SELECT count({parse_expr('v', fmt)}) FROM (SELECT unnest(?::VARCHAR[]) AS v)",
                      [sample]).fetchall()[0][0]
-    return ok == len(sample)
+    return ok / len(sample)
 
 
 def guess_mapping(con: duckdb.DuckDBPyConnection, relation: str, columns: dict[str, str],
@@ -87,7 +90,7 @@ def guess_mapping(con: duckdb.DuckDBPyConnection, relation: str, columns: dict[s
         if role in fixed:
             continue
         col = by_name(names, role, taken)
-        if col and role in ("timestamp", "start_timestamp") and not is_temporal(con, relation, col, columns[col]):
+        if col and role in ("timestamp", "start_timestamp") and not is_temporal(con, relation, col, columns[col], share=0.01):
             col = None  # named like a time but holds something else
         if col:
             found[role] = col

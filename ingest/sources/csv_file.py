@@ -40,9 +40,10 @@ def detect_encoding(path: Path) -> str:
     sample = head[:4096]
     if sample and sample.count(b"\x00") > len(sample) // 4:
         # UTF-16 without a byte-order mark: ASCII characters have a NUL in every other byte
-        odd = sample[1::2].count(b"\x00")
-        even = sample[0::2].count(b"\x00")
-        return "utf-16-le" if odd > even else "utf-16-be"
+        if sample[1::2].count(b"\x00") > sample[0::2].count(b"\x00"):
+            return "utf-16"  # little-endian, which is what DuckDB (and Windows) assume without a BOM
+        raise _fail(path, "is UTF-16 big-endian without a byte-order mark",
+                    "save the export as UTF-8 (or UTF-16 with a BOM) and import it again")
     if b"\x00" in head:
         raise _fail(path, "is not a text file in a known encoding (it contains NUL bytes)",
                     "save the export as CSV in UTF-8 (or latin-1 / UTF-16) and import it again")
@@ -63,8 +64,20 @@ def _latin1_or_fail(path: Path, head: bytes) -> str:
     return "latin-1"
 
 
+def python_encoding(path: Path, encoding: str) -> str:
+    """The codec name for Python's reader (BOM-less UTF-16 is little-endian, as for DuckDB)."""
+    if encoding == "utf-8":
+        return "utf-8-sig"
+    if encoding == "utf-16":
+        with open(path, "rb") as fh:
+            bom = fh.read(2)
+        if bom not in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            return "utf-16-le"
+    return encoding
+
+
 def _decoded_sample(path: Path, encoding: str, size: int = 256 * 1024) -> str:
-    with open(path, encoding="utf-8-sig" if encoding == "utf-8" else encoding, errors="replace", newline="") as fh:
+    with open(path, encoding=python_encoding(path, encoding), errors="replace", newline="") as fh:
         return fh.read(size)
 
 
@@ -167,7 +180,7 @@ def record_lines(path: Path, encoding: str, sep: str, quote: str) -> tuple[list[
     """
     starts: list[int] = []
     ordinals: list[int] = []
-    with open(path, encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as fh:
+    with open(path, encoding=python_encoding(path, encoding), newline="") as fh:
         reader = csv.reader(fh, delimiter=sep, quotechar=quote)
         prev = 0
         ordinal = 0
@@ -235,6 +248,18 @@ def preview_relation(con: duckdb.DuckDBPyConnection, path: Path, sep: str | None
     return rel
 
 
+def _materialise(con: duckdb.DuckDBPyConnection, path: Path, rel: str, encoding: str, sep: str) -> None:
+    """Read the whole file into ``_csv_data`` (the reader's rejects land in ``reject_errors``)."""
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _csv_data AS SELECT * FROM {rel}")
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise _fail(
+            path, f"cannot be read as CSV ({encoding}, separator {sep!r}): {first}",
+            "check the separator (--sep) and that the file is UTF-8, UTF-16 or latin-1 text",
+        ) from exc
+
+
 def batches(
     con: duckdb.DuckDBPyConnection,
     path: str | Path,
@@ -262,24 +287,19 @@ def batches(
             path, f"the column name(s) {clash} appear more than once in the header, and the mapping uses them",
             "rename the duplicate columns in the export so each name is unique, then import again", line=1,
         )
-    missing = [c for c in key_columns if c not in header]
-    if missing:
-        raise _fail(
-            path, f"column(s) {missing} are not in the header (separator {sep!r})",
-            f"the header has: {', '.join(header[:40])}; check the column names or pass --sep", line=1,
-        )
-    rel = relation(path, sep, encoding, quote, varchar_columns=[c for c in key_columns if c in header])
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _csv AS SELECT * FROM {rel}")
-        con.execute("DESCRIBE SELECT * FROM _csv").fetchall()
-        # Materialise once so the reader's own rejects are known before the loader runs.
-        con.execute("CREATE OR REPLACE TEMP TABLE _csv_data AS SELECT * FROM _csv")
-    except duckdb.Error as exc:
-        first = str(exc).splitlines()[0]
-        raise _fail(
-            path, f"cannot be read as CSV ({encoding}, separator {sep!r}): {first}",
-            "check the separator (--sep) and that the file is UTF-8, UTF-16 or latin-1 text",
-        ) from exc
+    varchar = [c for c in key_columns if c in header]
+    for _attempt in range(4):
+        _materialise(con, path, relation(path, sep, encoding, quote, varchar_columns=varchar), encoding, sep)
+        # a value that does not fit the type DuckDB inferred from its sample is no reason to lose
+        # the row: read such columns as text instead
+        cast_cols = [r[0] for r in con.execute(
+            "SELECT DISTINCT column_name FROM reject_errors WHERE error_type = 'CAST' AND column_name IS NOT NULL"
+        ).fetchall() if r[0] not in varchar]
+        if not cast_cols:
+            break
+        varchar += cast_cols
+        con.execute("DELETE FROM reject_errors")
+        con.execute("DELETE FROM reject_scans")
     source_rejects = collect_csv_rejects(con)
     n_good = con.execute("SELECT count(*) FROM _csv_data").fetchall()[0][0]
     if not allow_empty and n_good + len(source_rejects) == 0:
