@@ -181,8 +181,8 @@ def load_jobs(settings: Settings) -> list[JobSpec]:
 
 
 def read_cursor(con: duckdb.DuckDBPyConnection, job: str) -> str | None:
-    row = con.execute("SELECT value FROM cursors WHERE job = ?", [job]).fetchone()
-    return row[0] if row else None
+    rows = con.execute("SELECT value FROM cursors WHERE job = ?", [job]).fetchall()  # fetchall: no open result
+    return rows[0][0] if rows else None
 
 
 def _env(spec: JobSpec, var: str, key: str) -> str:

@@ -49,6 +49,10 @@ class Batch:
     source_rejects: list[dict[str, Any]] = field(default_factory=list)  # line, field, reason, raw
     file_sha256: str | None = None  # drop folders: mark the file as taken in the same transaction
     file_size: int | None = None
+    # JSON-like sources: a mapped optional field absent from every record is NULL, not an error,
+    # and the content hash (no record_id) ignores null fields, so it does not depend on which
+    # other fields happen to appear in the same export.
+    schemaless: bool = False
 
 
 @dataclass
@@ -85,9 +89,9 @@ def now_utc() -> datetime:
 
 
 def ensure_source(con: duckdb.DuckDBPyConnection, name: str, kind: str, timezone: str = "UTC", config: dict | None = None) -> int:
-    row = con.execute("SELECT source_id FROM sources WHERE name = ?", [name]).fetchone()
-    if row:
-        return row[0]
+    rows = con.execute("SELECT source_id FROM sources WHERE name = ?", [name]).fetchall()
+    if rows:
+        return rows[0][0]
     sid = con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchone()[0]
     con.execute(
         "INSERT INTO sources (source_id, name, kind, timezone, config) VALUES (?, ?, ?, ?, ?)",
@@ -240,8 +244,19 @@ class Loader:
             registered = batch.relation
             con.register(registered, batch.data)
         try:
-            cols = self._columns(batch.relation)
+            relation = batch.relation
+            cols = self._columns(relation)
             missing = [c for c in m.key_columns if c not in cols]
+            if missing and batch.schemaless:
+                optional = {m.resource, m.start_timestamp, m.lifecycle}
+                if m.correlation:
+                    optional |= {m.case, m.correlation.key}
+                fill = [c for c in missing if c in optional]
+                if fill:
+                    nulls = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in fill)
+                    relation = f"(SELECT *, {nulls} FROM {relation})"
+                    cols = self._columns(relation)
+                missing = [c for c in missing if c not in fill]
             if missing:
                 raise SourceError(
                     f"column(s) {missing} named in the mapping are not in {batch.location}",
@@ -249,7 +264,7 @@ class Loader:
                     where={"file": batch.location},
                 )
             n_source_rejects = self._write_source_rejects(batch)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _raw AS SELECT *, row_number() OVER () - 1 AS {RESERVED}rn FROM {batch.relation}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _raw AS SELECT *, row_number() OVER () - 1 AS {RESERVED}rn FROM {relation}")
             n = con.execute("SELECT count(*) FROM _raw").fetchone()[0]
             res.rows_read += n + n_source_rejects
             res.rows_rejected += n_source_rejects
@@ -309,7 +324,10 @@ class Loader:
             record = text(m.record_id)
         else:
             # content hash + occurrence number: stable across re-runs, keeps genuine repeats apart
-            content = "md5(CAST(" + struct([c for c in cols if not c.startswith(RESERVED)]) + " AS VARCHAR))"
+            content_json = struct([c for c in cols if not c.startswith(RESERVED)])
+            if batch.schemaless:
+                content_json = f"json_merge_patch('{{}}', {content_json})"
+            content = f"md5(CAST({content_json} AS VARCHAR))"
             record = f"{content} || '#' || row_number() OVER (PARTITION BY {content} ORDER BY r.{RESERVED}rn)"
         corr = text(m.correlation.key) if m.correlation else "NULL"
         line = f"r.{RESERVED}rn + {batch.line_offset}" if batch.line_offset is not None else "NULL"

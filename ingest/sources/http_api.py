@@ -278,7 +278,7 @@ def batches(
             if records:
                 records_to_table(con, "_http_page", records, location=url)
             batch = Batch(relation="_http_page" if records else "", location=url, line_offset=None,
-                          position_offset=offset, source_rejects=rejects,
+                          position_offset=offset, source_rejects=rejects, schemaless=True,
                           cursor=encode_cursor(high) if opts.cursor and high is not None else None)
             offset += len(records)
             try:

@@ -337,6 +337,6 @@ def batches(
             "check that this is a JSON or JSON lines export and that records_path points at the records",
         )
     try:
-        yield Batch(relation=table, location=str(path), line_offset=None, source_rejects=rejects)
+        yield Batch(relation=table, location=str(path), line_offset=None, source_rejects=rejects, schemaless=True)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {table}")
