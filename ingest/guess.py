@@ -68,7 +68,7 @@ def parsed_share(con: duckdb.DuckDBPyConnection, sample: list[str]) -> float:
     """Share of ``sample`` that parses with the best detected timestamp format."""
     from ingest.timestamps import parse_expr
 
-    fmt = detect_format(con, sample)
+    fmt = detect_format(con, sample, allow_epoch=False)
     if fmt is None:
         return 0.0
     ok = con.execute(f"SELECT count({parse_expr('v', fmt)}) FROM (SELECT unnest(?::VARCHAR[]) AS v)",
@@ -109,7 +109,7 @@ def guess_mapping(con: duckdb.DuckDBPyConnection, relation: str, columns: dict[s
         stats = _distinct_stats(con, relation, [c for c in names if c not in taken])
         if "activity" not in roles:
             cands = [c for c, (t, d) in stats.items()
-                     if 1 < d <= max(2, min(500, t // 3)) and columns[c].upper() == "VARCHAR"]
+                     if 1 < d <= min(500, t // 2) and columns[c].upper() == "VARCHAR"]
             if cands:
                 found["activity"] = min(cands, key=lambda c: (stats[c][1], names.index(c)))
                 taken.add(found["activity"])
@@ -139,7 +139,7 @@ def _precedes(con: duckdb.DuckDBPyConnection, relation: str, first: str, second:
         if types[c].upper() == "VARCHAR":
             sample = [r[0] for r in con.execute(
                 f"SELECT {quote_ident(c)} FROM {relation} WHERE {quote_ident(c)} IS NOT NULL LIMIT 200").fetchall()]
-            fmts[c] = detect_format(con, sample)
+            fmts[c] = detect_format(con, sample, allow_epoch=False)
         else:
             fmts[c] = None
     a = to_utc_expr(f"r.{quote_ident(first)}", types[first], fmts[first])

@@ -34,6 +34,8 @@ CANDIDATE_FORMATS = [
 ]
 
 ISO = "iso"
+EPOCH = "epoch"  # seconds (or milliseconds) since 1970 written as text
+_EPOCH_RE = r"^-?[0-9]{9,13}(\.[0-9]+)?$"
 
 
 def quote_ident(name: str) -> str:
@@ -48,17 +50,24 @@ def parse_expr(column_sql: str, fmt: str) -> str:
     """SQL giving TIMESTAMPTZ (in the session's zone for naive values) from a VARCHAR column."""
     if fmt == ISO:
         return f"TRY_CAST(trim({column_sql}) AS TIMESTAMPTZ)"
+    if fmt == EPOCH:
+        num = f"(CASE WHEN regexp_matches(trim({column_sql}), '{_EPOCH_RE}') THEN TRY_CAST(trim({column_sql}) AS DOUBLE) END)"
+        return f"(CASE WHEN abs({num}) > 1e11 THEN to_timestamp({num} / 1000.0) ELSE to_timestamp({num}) END)"
     return f"TRY_CAST(try_strptime(trim({column_sql}), {quote_literal(fmt)}) AS TIMESTAMPTZ)"
 
 
-def detect_format(con: duckdb.DuckDBPyConnection, values: list[str]) -> str | None:
-    """Pick the format that parses the most of ``values`` (ISO 8601 preferred on ties)."""
+def detect_format(con: duckdb.DuckDBPyConnection, values: list[str], allow_epoch: bool = True) -> str | None:
+    """Pick the format that parses the most of ``values`` (ISO 8601 preferred on ties).
+
+    ``allow_epoch`` also accepts numbers of seconds/milliseconds since 1970 written as text (only
+    for a column the user named as a timestamp: ids look like that too).
+    """
     sample = [v for v in values if v is not None and str(v).strip()][:2000]
     if not sample:
         return None
     con.execute("CREATE OR REPLACE TEMP TABLE _ts_sample AS SELECT unnest(?::VARCHAR[]) AS v", [sample])
     best, best_ok = None, 0
-    for fmt in [ISO, *CANDIDATE_FORMATS]:
+    for fmt in [ISO, *CANDIDATE_FORMATS, *([EPOCH] if allow_epoch else [])]:
         ok = con.execute(f"SELECT count({parse_expr('v', fmt)}) FROM _ts_sample").fetchone()[0]
         if ok > best_ok:
             best, best_ok = fmt, ok
