@@ -2,7 +2,7 @@
 
 A :class:`Filter` is applied in two stages (see docs/analytics.md, "Filters"):
 
-1. **event level** — keep only some events: ``sources``, ``event_attributes`` with
+1. **event level** — keep only some events: ``sources``, ``activities_keep``, ``event_attributes`` with
    ``event_attribute_mode="events"``, and ``time_mode="trim"`` (cut events to the window).
 2. **case level** — keep whole cases, judged on the events left by stage 1: time range
    (contained / intersecting / started / completed), case and event attribute values, activities
@@ -79,6 +79,7 @@ class Filter:
     duration_min_seconds: float | None = None
     duration_max_seconds: float | None = None
     sources: list[str] = field(default_factory=list)  # keep events of these source systems
+    activities_keep: list[str] = field(default_factory=list)  # keep only events of these activities (projection)
     variants_top: int | None = None
     variants_coverage: float | None = None  # 0 < x <= 1: most frequent variants covering this share of cases
     variant_ids: list[int] = field(default_factory=list)
@@ -110,7 +111,7 @@ class Filter:
     @property
     def has_event_level(self) -> bool:
         """True when events are dropped (not only whole cases): aggregates must be recomputed."""
-        return bool(self.sources) or self.time_mode == "trim" and (self._from or self._to) is not None or (
+        return bool(self.sources) or bool(self.activities_keep) or self.time_mode == "trim" and (self._from or self._to) is not None or (
             bool(self.event_attributes) and self.event_attribute_mode == "events"
         )
 
@@ -186,6 +187,8 @@ class Filter:
         conds = []
         if self.sources:
             conds.append(f"e.source_id IN (SELECT source_id FROM sources WHERE name IN ({lits(self.sources)}))")
+        if self.activities_keep:
+            conds.append(f"e.activity_id IN (SELECT activity_id FROM activities WHERE name IN ({lits(self.activities_keep)}))")
         if self.time_mode == "trim":
             if self._from:
                 conds.append(f"e.ts >= {lit(self._from)}")

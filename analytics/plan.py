@@ -85,4 +85,8 @@ def source_names(con: duckdb.DuckDBPyConnection) -> dict[int, str]:
 
 def fetch_df(con: duckdb.DuckDBPyConnection, sql: str):
     """Run ``sql`` and return a pandas DataFrame through Arrow (much faster than ``.df()`` for wide results)."""
-    return con.sql(sql).to_arrow_table().to_pandas()
+    import warnings
+
+    with warnings.catch_warnings():  # "extra copy" note: con.sql() refuses to run while a result is pending
+        warnings.simplefilter("ignore")
+        return con.execute(sql).to_arrow_table().to_pandas()
