@@ -136,7 +136,8 @@ def _customers(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
     return np.array(names, dtype=object)[choice], pay_speed[choice]
 
 
-def sample_cases(n: int, rng: np.random.Generator, cal: Calendar, now_s: int) -> dict[str, np.ndarray]:
+def sample_cases(n: int, rng: np.random.Generator, cal: Calendar, now_s: int,
+                 days: int = s.HISTORY_DAYS) -> dict[str, np.ndarray]:
     """Attributes, creation times and decisions of ``n`` cases."""
     c: dict[str, np.ndarray] = {}
     c["channel"] = rng.choice(len(s.CHANNELS), n, p=s.CHANNEL_SHARE).astype(np.int8)
@@ -147,8 +148,8 @@ def sample_cases(n: int, rng: np.random.Generator, cal: Calendar, now_s: int) ->
     c["customer"], c["pay_speed"] = _customers(n, rng)
     # creation time: a day by weekday/holiday/season weights, a time of day by channel
     last_day = int(cal.to_local(np.array([now_s]))[0] // s.DAY)
-    days, p = _day_weights(cal, last_day - s.HISTORY_DAYS, last_day)
-    day = rng.choice(days, n, p=p)
+    day_list, p = _day_weights(cal, last_day - days, last_day)
+    day = rng.choice(day_list, n, p=p)
     web_hours = np.array([1, 0.6, 0.3, 0.2, 0.2, 0.4, 1, 2, 3, 4, 4.5, 4.5, 5, 4.5, 4.5, 4.5, 5, 5.5, 6.5, 7.5, 8, 7, 5, 2.5])
     hour = np.where(c["channel"] == 0, rng.choice(24, n, p=web_hours / web_hours.sum()),
                     np.where(c["channel"] == 1, rng.integers(8, 17, n), rng.choice([2, 10, 14], n)))
@@ -330,7 +331,7 @@ def bounds(med: np.ndarray, mx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- the whole world -------------------------------------------------------------------------------------
-def generate(n_cases: int, seed: int, now: datetime, log=None) -> Generated:
+def generate(n_cases: int, seed: int, now: datetime, log=None, days: int = s.HISTORY_DAYS) -> Generated:
     """Simulate ``n_cases`` cases and repair until the truth's separation guarantees hold."""
     if n_cases < 1:
         raise ValueError("a demo world needs at least one case")
@@ -339,7 +340,7 @@ def generate(n_cases: int, seed: int, now: datetime, log=None) -> Generated:
     now_s = int(now.timestamp())
     now_date = now.astimezone(UTC).date()
     cal = Calendar(now_date - timedelta(days=s.HISTORY_DAYS + 700), now_date + timedelta(days=400))
-    c = sample_cases(n_cases, rng, cal, now_s)
+    c = sample_cases(n_cases, rng, cal, now_s, days)
     all_rows = np.arange(n_cases)
     ev = simulate(c, all_rows, rng, cal, now_s)
     say(f"simulated {len(ev):,} events")
@@ -377,7 +378,7 @@ def generate(n_cases: int, seed: int, now: datetime, log=None) -> Generated:
         rows_in = np.flatnonzero(bad_in)
         c["attempt"][rows_in] += 1
         retry = c["attempt"][rows_in] <= 12
-        fresh = now_s - 60 - (rng.random(len(rows_in)) * 40 * s.DAY).astype(np.int64)
+        fresh = now_s - 60 - (rng.random(len(rows_in)) * min(40, days) * s.DAY).astype(np.int64)
         c["start"][rows_in] = np.where(retry, fresh, c["start"][rows_in] - 8 * 7 * s.DAY)
         rows_st = np.flatnonzero(bad_stuck)
         need = lim_stuck[la[rows_st]] * rng.uniform(1.15, 2.5, len(rows_st))

@@ -40,12 +40,13 @@ class World:
     counts: dict[str, Any]
     seed: int = 7
     cases: int = 0
+    days: int = s.HISTORY_DAYS
     seconds: dict[str, float] = field(default_factory=dict)
 
     def info(self) -> dict[str, Any]:
         """What ``world.json`` holds."""
         return {
-            "now": iso_z(self.now), "seed": self.seed, "cases": self.cases, "counts": self.counts,
+            "now": iso_z(self.now), "seed": self.seed, "cases": self.cases, "days": self.days, "counts": self.counts,
             "generator_version": GENERATOR_VERSION, "config": self.config_path.name,
         }
 
@@ -103,10 +104,13 @@ def copy_config(out_dir: Path, template_dir: Path = TEMPLATE_DIR) -> Path:
 
 
 def build_world(out_dir: Path, cases: int = 5000, seed: int = 7, now: datetime | None = None,
-                log: Callable[[str], None] | None = None) -> World:
-    """Generate the order-to-cash business with ``cases`` orders into ``out_dir``."""
+                log: Callable[[str], None] | None = None, days: int = s.HISTORY_DAYS) -> World:
+    """Generate the order-to-cash business with ``cases`` orders created over the last ``days``
+    days into ``out_dir``."""
     if cases < 1:
         raise ConfigError(f"--cases must be at least 1, not {cases}", hint="pass a positive number of cases")
+    if days < 7:
+        raise ConfigError(f"--days must be at least 7, not {days}", hint="pass a longer history")
     say = log or (lambda msg: None)
     now = _normalise_now(now)
     out_dir = Path(out_dir)
@@ -114,8 +118,8 @@ def build_world(out_dir: Path, cases: int = 5000, seed: int = 7, now: datetime |
     clear(out_dir)
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
-    say(f"generating {cases:,} orders (seed {seed}, now {iso_z(now)})")
-    gen = g.generate(cases, seed, now, log=say)
+    say(f"generating {cases:,} orders over {days} days (seed {seed}, now {iso_z(now)})")
+    gen = g.generate(cases, seed, now, log=say, days=days)
     seconds["generate"] = time.monotonic() - t0
     truth = g.truth(gen)
     now_date = now.date()
@@ -149,7 +153,7 @@ def build_world(out_dir: Path, cases: int = 5000, seed: int = 7, now: datetime |
     }
     config_path = copy_config(out_dir)
     world = World(dir=out_dir, config_path=config_path, truth=truth, now=now, counts=counts, seed=seed,
-                  cases=cases, seconds=seconds)
+                  cases=cases, days=days, seconds=seconds)
     (out_dir / "truth.json").write_text(json.dumps(truth, separators=(",", ":")), encoding="utf-8")
     (out_dir / "world.json").write_text(json.dumps(world.info(), indent=2), encoding="utf-8")
     seconds["total"] = time.monotonic() - t0
