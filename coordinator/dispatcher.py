@@ -43,6 +43,7 @@ class DispatchStats:
     refused: int = 0
     skipped_lease_lost: int = 0
     rules_disabled: list[str] = field(default_factory=list)
+    action_ids: list[int] = field(default_factory=list, repr=False)
 
     def add(self, other: DispatchStats) -> None:
         for k in ("claimed", "delivered", "failed", "dead", "refused", "skipped_lease_lost"):
@@ -50,7 +51,7 @@ class DispatchStats:
         self.rules_disabled += other.rules_disabled
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+        return {k: v for k, v in vars(self).items() if k != "action_ids"}
 
 
 def backoff_seconds(attempt: int, cs: CoordinatorSettings, retry_after: float | None = None,
@@ -94,26 +95,44 @@ class Dispatcher:
         return open_store(self.db_path, timeout=self.store_timeout)
 
     # -- one round -----------------------------------------------------------------------------
-    def claim(self, limit: int | None = None, only: list[int] | None = None) -> list[dict[str, Any]]:
+    def _claim_in(self, con: Any, limit: int | None, only: list[int] | None,
+                  exclude: set[int] | None) -> list[dict[str, Any]]:
+        outbox.heartbeat_worker(con, self.worker, socket.gethostname(), os.getpid(), self.cs.lease_seconds)
+        return outbox.claim_due(con, self.worker, self.cs.lease_seconds, limit or self.cs.batch_size, only=only,
+                                exclude=exclude)
+
+    def claim(self, limit: int | None = None, only: list[int] | None = None,
+              exclude: set[int] | None = None) -> list[dict[str, Any]]:
+        """Lease a batch of due actions to this worker (one short transaction)."""
         with self._lock, self._store() as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                outbox.heartbeat_worker(con, self.worker, socket.gethostname(), os.getpid(), self.cs.lease_seconds)
-                claimed = outbox.claim_due(con, self.worker, self.cs.lease_seconds, limit or self.cs.batch_size, only=only)
+                claimed = self._claim_in(con, limit, only, exclude)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
         return claimed
 
-    def dispatch_round(self, limit: int | None = None, only: list[int] | None = None) -> DispatchStats:
+    def dispatch_round(self, limit: int | None = None, only: list[int] | None = None,
+                       exclude: set[int] | None = None) -> DispatchStats:
         """Claim, send and record one batch; returns what happened (claimed = 0: nothing due)."""
         stats = DispatchStats()
-        claimed = self.claim(limit, only)
+        t0 = time.monotonic()
+        claimed = self.claim(limit, only, exclude)
+        stats.action_ids = [a["action_id"] for a in claimed]
         stats.claimed = len(claimed)
-        if not claimed:
-            return stats
-        lease_until = [time.monotonic() + self.cs.lease_seconds]
+        if claimed:
+            self._record(claimed, self._send_batch(claimed, t0), stats)
+        return stats
+
+    def _send_batch(self, claimed: list[dict[str, Any]], lease_start: float) -> dict[int, tuple[SendResult, datetime, datetime]]:
+        """Send claimed actions concurrently while a heartbeat thread keeps their leases alive.
+
+        ``lease_start`` is the monotonic time taken *before* the claim, so the local idea of when the
+        lease ends is never later than the store's.
+        """
+        lease_until = [lease_start + self.cs.lease_seconds]
         held = {a["action_id"] for a in claimed}
         stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(stop, held, lease_until), daemon=True)
@@ -136,9 +155,7 @@ class Dispatcher:
         finally:
             stop.set()
             beat.join()
-        stats.skipped_lease_lost = len(claimed) - len(results)
-        self._record(claimed, results, stats)
-        return stats
+        return results
 
     def _heartbeat(self, stop: threading.Event, held: set[int], lease_until: list[float]) -> None:
         """Extend the leases every third of their length while the round runs."""
@@ -156,8 +173,13 @@ class Dispatcher:
                 log.warning("heartbeat failed (%s); sends stop when the lease runs out", type(exc).__name__)
 
     def _record(self, claimed: list[dict[str, Any]], results: dict[int, tuple[SendResult, datetime, datetime]],
-                stats: DispatchStats) -> None:
+                stats: DispatchStats, claim_next: bool = False,
+                exclude: set[int] | None = None) -> list[dict[str, Any]]:
+        """Record the attempts of a batch; with ``claim_next`` also lease the next batch in the same
+        transaction (one store opening per round instead of two)."""
+        stats.skipped_lease_lost += len(claimed) - len(results)
         by_id = {a["action_id"]: a for a in claimed}
+        nxt: list[dict[str, Any]] = []
         with self._lock, self._store() as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -197,10 +219,13 @@ class Dispatcher:
                         self._count_failure(con, a["rule"], res.error or "failed", stats)
                 if delivered and self.cs.timeline_events:
                     audit.add_timeline_events(con, delivered)
+                if claim_next:
+                    nxt = self._claim_in(con, None, None, exclude)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+        return nxt
 
     def _count_failure(self, con: Any, rule_name: str, error: str, stats: DispatchStats) -> None:
         n = outbox.bump_failures(con, rule_name)
@@ -216,15 +241,21 @@ class Dispatcher:
 
     # -- until nothing is due ----------------------------------------------------------------------
     def drain(self, max_rounds: int | None = None, stop: threading.Event | None = None) -> DispatchStats:
-        """Run rounds until nothing is due now (retries scheduled later stay for later)."""
+        """Run rounds until nothing is due now. Each action is tried at most once per drain (retries
+        wait for the next cycle); recording a batch and claiming the next share one transaction."""
         total = DispatchStats()
+        tried: set[int] = set()
         rounds = 0
-        while not (stop and stop.is_set()):
-            s = self.dispatch_round()
-            total.add(s)
+        t0 = time.monotonic()
+        claimed = self.claim(exclude=tried)
+        while claimed:
             rounds += 1
-            if s.claimed == 0 or (max_rounds and rounds >= max_rounds):
-                break
+            tried.update(a["action_id"] for a in claimed)
+            total.claimed += len(claimed)
+            results = self._send_batch(claimed, t0)
+            more = not (stop and stop.is_set()) and not (max_rounds and rounds >= max_rounds)
+            t0 = time.monotonic()
+            claimed = self._record(claimed, results, total, claim_next=more, exclude=tried)
         return total
 
     def stopped(self) -> None:

@@ -79,12 +79,15 @@ def created_since(con: duckdb.DuckDBPyConnection, rule: str, since: datetime) ->
 
 # -- the dispatcher's side ----------------------------------------------------------------------
 def claim_due(con: duckdb.DuckDBPyConnection, worker: str, lease_seconds: float, limit: int,
-              now: datetime | None = None, only: list[int] | None = None) -> list[dict[str, Any]]:
+              now: datetime | None = None, only: list[int] | None = None,
+              exclude: set[int] | None = None) -> list[dict[str, Any]]:
     """Lease up to ``limit`` due actions to ``worker``: pending, due, not leased by a live worker,
     and not of a disabled rule. Atomic because DuckDB has a single writer."""
     now = now or now_utc()
     expires = now + timedelta(seconds=lease_seconds)
     only_sql = f"AND a.action_id IN ({', '.join(str(int(i)) for i in only)})" if only else ""
+    if exclude:
+        only_sql += f" AND a.action_id NOT IN ({', '.join(str(int(i)) for i in exclude)})"
     cur = con.execute(
         f"""
         UPDATE actions SET lease_owner = $worker, lease_expires_at = $expires

@@ -62,6 +62,8 @@ def run_cmd(ctx, once, no_evaluate, max_cycles, now, as_json):
 
     s = settings(ctx)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    for noisy in ("httpx", "httpcore"):  # they log request URLs, and webhook URLs can be secrets
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if once:
         result = run_once(s, now=_parse_now(now), evaluate_first=not no_evaluate)
         d = result.to_dict()
