@@ -15,7 +15,7 @@ st.set_page_config(page_title="processlens", page_icon=":material/insights:", la
 
 from dashboard import auth  # noqa: E402
 from dashboard.components import filter_bar  # noqa: E402
-from dashboard.pages import PAGES  # noqa: E402
+from dashboard.views import PAGES  # noqa: E402
 
 try:
     user = auth.login_gate()

@@ -51,7 +51,7 @@ def change(current: float | None, previous: float | None, unit: str = "", as_per
         return None
     diff = current - previous
     if as_percent_points:
-        return f"{100 * diff:+.0f} pp vs previous period"
+        return f"{100 * diff:+.0f} pp"
     if unit:
-        return f"{diff:+.1f} {unit} vs previous period"
-    return f"{diff:+,.0f} vs previous period"
+        return f"{diff:+.1f} {unit}"
+    return f"{diff:+,.0f}"

@@ -10,7 +10,7 @@ from dashboard import data
 def open_case(case_id: str) -> None:
     """Go to the Case page showing ``case_id`` (kept in the URL as ``?case=``)."""
     st.session_state["case_id"] = str(case_id)
-    st.switch_page("pages/case.py", query_params={"case": str(case_id)})
+    st.switch_page("views/case.py", query_params={"case": str(case_id)})
 
 
 def config() -> str | None:

@@ -35,15 +35,14 @@ if summary is None:
 events = data.attempt("case_events", case_id=case_id).value
 now = data.now()
 
-st.subheader(f"Case {case_id}")
-m = st.columns(5)
+m = st.columns(4)
 m[0].metric("Events", fmt.count(summary["events"]), border=True)
 m[1].metric("Duration so far", fmt.duration(summary["duration_seconds"]), border=True)
-m[2].metric("Last step", summary["last_activity"] or "—", border=True)
-m[3].metric("Since last event", fmt.duration((now - summary["last_ts"]).total_seconds()) if summary["last_ts"] else "—",
+m[2].metric("Since last event", fmt.duration((now - summary["last_ts"]).total_seconds()) if summary["last_ts"] else "—",
             border=True)
-m[4].metric("Systems", ", ".join(summary["sources"]) or "—", border=True)
-
+m[3].metric("Systems", fmt.count(len(summary["sources"])), border=True, help=", ".join(summary["sources"]))
+st.markdown(f"**Last step:** {summary['last_activity'] or '—'} at {fmt.when(summary['last_ts'])} · **Systems:** "
+            + ", ".join(summary["sources"]))
 st.plotly_chart(timeline.figure(events, now=now if summary["last_ts"] and now - summary["last_ts"] < (summary["last_ts"]
                                 - summary["first_ts"]) * 2 + pd.Timedelta(days=1) else None), key="timeline")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import plotly.express as px
 import streamlit as st
 
@@ -27,7 +29,7 @@ k = layout.outcome(data.attempt("flow_kpis", flt, start=start.isoformat(), end=e
 if k is None:
     st.stop()
 cur, prev = k["current"], k["previous"]
-st.caption(f"Period {start:%Y-%m-%d} to {(end - __import__('datetime').timedelta(days=1)):%Y-%m-%d} compared with the "
+st.caption(f"Period {start:%Y-%m-%d} to {(end - timedelta(days=1)):%Y-%m-%d}; changes against the "
            f"{(end - start).days} days before. Closed = " + (f"ended in {', '.join(ends)}" if ends else
            f"no event for {idle_days:.0f} days (set [dashboard] end_activities or a reference model to be exact)"))
 
@@ -52,12 +54,12 @@ with row1[1]:
     kpi.tile("Cases completed", fmt.count(cur["completed"]), kpi.change(cur["completed"], prev["completed"]),
              help="Cases closed in the period")
 with row1[2]:
-    kpi.tile("Median throughput", f"{med_d:.1f} d" if med_d is not None else "—",
+    kpi.tile("Median case time", f"{med_d:.1f} d" if med_d is not None else "—",
              kpi.change(med_d, prev_med_d, "d"), lower_is_better=True,
              status=kpi.rag(med_d, targets.get("median_throughput_days")),
              help="First to last event of the cases completed in the period")
 with row1[3]:
-    kpi.tile("P90 throughput", f"{p90_d:.1f} d" if p90_d is not None else "—", kpi.change(p90_d, prev_p90_d, "d"),
+    kpi.tile("P90 case time", f"{p90_d:.1f} d" if p90_d is not None else "—", kpi.change(p90_d, prev_p90_d, "d"),
              lower_is_better=True, status=kpi.rag(p90_d, targets.get("p90_throughput_days")),
              help="9 in 10 completed cases took at most this long")
 row2 = st.columns(4)
@@ -133,4 +135,4 @@ if kind:
         if rows:
             nav.open_case(cases.iloc[rows[0]]["case_id"])
 if stuck.ok and n_stuck:
-    st.page_link("pages/stuck.py", label=f"See the {n_stuck:,} stuck cases", icon=":material/pending_actions:")
+    st.page_link("views/stuck.py", label=f"See the {n_stuck:,} stuck cases", icon=":material/pending_actions:")

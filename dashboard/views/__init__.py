@@ -1,0 +1,31 @@
+"""One module per page; :data:`PAGES` lists them with their place in the navigation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    path: str  # relative to dashboard/app.py
+    title: str
+    icon: str
+    url_path: str
+    section: str
+    permission: str = "read"
+    default: bool = False
+
+
+PAGES = [
+    PageSpec("views/health.py", "Health", ":material/monitor_heart:", "health", "Leadership", default=True),
+    PageSpec("views/stuck.py", "Stuck work", ":material/pending_actions:", "stuck", "Operations"),
+    PageSpec("views/case.py", "Case", ":material/receipt_long:", "case", "Operations"),
+    PageSpec("views/actions.py", "Actions", ":material/bolt:", "actions", "Operations"),
+    PageSpec("views/process_map.py", "Process map", ":material/account_tree:", "process-map", "Analysis"),
+    PageSpec("views/conformance.py", "Conformance & exceptions", ":material/rule:", "conformance", "Analysis"),
+    PageSpec("views/bottlenecks.py", "Bottlenecks", ":material/hourglass_bottom:", "bottlenecks", "Analysis"),
+    PageSpec("views/data_sources.py", "Data", ":material/database:", "data", "Admin"),
+]
+
+#: url_path -> file, for links between pages.
+BY_URL = {p.url_path: p.path for p in PAGES}
