@@ -33,7 +33,7 @@ from typing import Any
 
 import duckdb
 
-from ingest.loader import Batch, Loader, RunResult
+from ingest.loader import Batch, Loader, RunResult, failure_message
 from ingest.mapping import Mapping
 from processlens.config import Settings
 from processlens.errors import ConfigError, ProcesslensError
@@ -255,7 +255,7 @@ def run_job(con: duckdb.DuckDBPyConnection, spec: JobSpec, progress: bool = Fals
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:
-        message = exc.message if isinstance(exc, ProcesslensError) else f"{type(exc).__name__}: {exc}"
+        message = failure_message(exc)
         if loader.result is not None and loader.result.status == "failed":
             return loader.result
         return RunResult(run_id=0, job=spec.name, status="failed", error=message)
@@ -292,5 +292,5 @@ def run_jobs(settings: Settings, names: list[str] | None = None, progress: bool 
             with open_store(settings.db_path) as con:
                 results.append(run_job(con, spec, progress=progress))
         except ProcesslensError as exc:  # e.g. the store stayed busy
-            results.append(RunResult(run_id=0, job=spec.name, status="failed", error=exc.message))
+            results.append(RunResult(run_id=0, job=spec.name, status="failed", error=failure_message(exc)))
     return results

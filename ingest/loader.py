@@ -84,6 +84,13 @@ class RunResult:
         )
 
 
+def failure_message(exc: BaseException) -> str:
+    """The error of a failed run as recorded and shown: message, and what to do when known."""
+    if isinstance(exc, ProcesslensError):
+        return exc.message + (f" - what to do: {exc.hint}" if exc.hint else "")
+    return f"{type(exc).__name__}: {exc}"
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -197,7 +204,7 @@ class Loader:
             con.execute("BEGIN TRANSACTION")
             sid = ensure_source(con, self.source, self.kind, self.mapping.timezone, self.config)
             run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM ingest_runs").fetchone()[0]
-            message = exc.message if isinstance(exc, ProcesslensError) else f"{type(exc).__name__}: {exc}"
+            message = failure_message(exc)
             con.execute(
                 "INSERT INTO ingest_runs (run_id, job, source_id, started_at, ended_at, status, error) "
                 "VALUES (?, ?, ?, ?, ?, 'failed', ?)",

@@ -109,7 +109,11 @@ def _check_columns(con: duckdb.DuckDBPyConnection, batch: Batch, mapping: Mappin
     finally:
         if batch.data is not None:
             con.unregister("_pl_check")
-    missing = [c for c in mapping.key_columns if c not in cols]
+    needed = mapping.key_columns
+    if batch.schemaless:  # JSON: absent optional fields are NULL (see Batch.schemaless)
+        needed = [c for c in (mapping.activity, mapping.timestamp, mapping.record_id,
+                              None if mapping.correlation else mapping.case) if c]
+    missing = [c for c in needed if c not in cols]
     if missing:
         raise SourceError(f"{batch.location} lacks the mapped column(s) {missing}",
                           hint=f"its columns are {sorted(cols)[:30]}; fix the file or the job's mapping",

@@ -176,7 +176,7 @@ class Fetcher:
                     delay = min(ra, o.max_retry_after)
             if attempt < o.max_retries:
                 self.sleep(delay)
-        shown = _shown(httpx.URL(url, params=params))
+        shown = str(httpx.URL(url).copy_merge_params(params)) if params else url  # URL(..., params=None) drops the query
         raise SourceError(
             f"{shown} failed after {o.max_retries + 1} attempts; last: {last}",
             hint="the API is down, overloaded or unreachable; nothing of this run was committed - run the job again later",
