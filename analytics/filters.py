@@ -131,10 +131,14 @@ class Filter:
         return cls(**data)
 
     def to_query_params(self) -> dict[str, str]:
-        """Flat ``str -> str`` pairs for a URL (lists joined by '|', mappings as JSON)."""
+        """Flat ``str -> str`` pairs for a URL (lists joined by '|', pairs as 'A>B', mappings and lists whose
+        values contain those separators as JSON)."""
         out: dict[str, str] = {}
         for key, value in self.to_dict().items():
-            if key == "follows":
+            if isinstance(value, list) and any("|" in str(v) or ">" in str(v) or str(v).startswith("[")
+                                               for item in value for v in (item if isinstance(item, list) else [item])):
+                out[key] = json.dumps(value, separators=(",", ":"))  # names that clash with the short form
+            elif key == "follows":
                 out[key] = "|".join(f"{a}>{b}" for a, b in value)
             elif isinstance(value, dict):
                 out[key] = json.dumps(value, separators=(",", ":"))
@@ -162,7 +166,9 @@ class Filter:
             raw = str(raw)
             kind = str(types[key])
             try:
-                if key == "follows":
+                if kind.startswith("list") and raw.startswith("["):
+                    data[key] = json.loads(raw)
+                elif key == "follows":
                     data[key] = [p.split(">", 1) for p in raw.split("|") if p]
                 elif kind.startswith("dict"):
                     data[key] = json.loads(raw)
