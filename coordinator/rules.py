@@ -193,6 +193,8 @@ class CoordinatorSettings:
                 setattr(out, attr, parse_duration(raw.pop(key), {**where, "field": key}))
         if "now" in raw:
             out.now = parse_time(raw.pop("now"), {**where, "field": "now"})
+        if "now_from" in raw:  # a JSON file with {"now": ...}: the demo world's world.json
+            out.now = _now_from(settings.resolve(raw.pop("now_from")), {**where, "field": "now_from"})
         if "timeline_events" in raw:
             out.timeline_events = bool(raw.pop("timeline_events"))
         for key in ("smtp", "contacts", "systems"):
@@ -204,7 +206,7 @@ class CoordinatorSettings:
         if raw:
             raise ConfigError(f"unknown key(s) in [coordinator]: {', '.join(sorted(raw))}", where=where,
                               hint="known: allowlist, dashboard_url, secret_env, max_attempts, backoff_base, backoff_max, "
-                                   "lease, batch_size, concurrency, timeout, interval, now, timeline_events, smtp, "
+                                   "lease, batch_size, concurrency, timeout, interval, now, now_from, timeline_events, smtp, "
                                    "contacts, systems, model")
         return out
 
@@ -232,6 +234,22 @@ def parse_time(value: Any, where: dict[str, Any]) -> datetime:
             raise ConfigError(f"{value!r} is not a timestamp", hint="write ISO 8601, e.g. 2026-11-24T12:00:00Z",
                               where=where) from None
     return dt.astimezone(UTC).replace(tzinfo=None) if dt.tzinfo else dt
+
+
+def _now_from(path: Any, where: dict[str, Any]) -> datetime | None:
+    """The evaluation clock from a JSON file's ``now`` (None while the file does not exist yet)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))["now"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} has no readable \"now\": {exc}", where={**where, "file": str(path)},
+                          hint="point now_from at a JSON file with {\"now\": \"2026-11-24T12:00:00Z\"}") from None
+    return parse_time(value, {**where, "file": str(path)})
 
 
 def _positive_int(value: Any, key: str, where: dict[str, Any]) -> int:
