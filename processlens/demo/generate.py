@@ -173,6 +173,9 @@ def sample_cases(n: int, rng: np.random.Generator, cal: Calendar, now_s: int,
     pay = u() < r["payment_failed"]
     c["pay"] = np.where(pay, np.where(u() < r["payment_unhandled"], paths.CONTINUED, paths.HANDLED), paths.NONE).astype(np.int8)
     c["pay_failures"] = np.where(u() < r["payment_second_failure"], 2, 1).astype(np.int8)
+    rejected = c["rejected"] > 0  # a rejected order never reaches the warehouse or the invoice
+    for name in ("rework", "dup_invoice", "wrong_order", "addr", "pay"):
+        c[name][rejected] = 0
     c["stuck_at"] = np.full(n, -1, dtype=np.int8)
     c["attempt"] = np.zeros(n, dtype=np.int16)
     _choose_stuck(c, rng, now_s)
