@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from processlens.errors import ConfigError
 
+PAD_DAYS = 366  # days covered beyond the store's first and last event
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
@@ -151,8 +152,8 @@ class BusinessCalendar:
         if lo is None:
             return "0.0"
         hi = max(hi, until or datetime.now(UTC).replace(tzinfo=None))
-        first = (self._local(lo) - timedelta(days=2)).date()
-        last = (self._local(hi) + timedelta(days=2)).date()
+        first = (self._local(lo) - timedelta(days=PAD_DAYS)).date()  # instants outside the covered days give NULL
+        last = (self._local(hi) + timedelta(days=PAD_DAYS)).date()
         return f"({self.w_sql(end, first, last)} - {self.w_sql(start, first, last)})"
 
 
