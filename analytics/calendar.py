@@ -148,7 +148,7 @@ class BusinessCalendar:
     def working_seconds_sql(self, con, start: str, end: str, until: datetime | None = None) -> str:
         """SQL for the working seconds between two TIMESTAMP (UTC) expressions, sized to the store's span
         (and up to ``until``, default now)."""
-        lo, hi = con.execute("SELECT min(least(ts, coalesce(start_ts, ts))), max(ts) FROM events").fetchone()
+        lo, hi = con.execute("SELECT min(least(ts, coalesce(start_ts, ts))), max(ts) FROM events").fetchall()[0]
         if lo is None:
             return "0.0"
         hi = max(hi, until or datetime.now(UTC).replace(tzinfo=None))

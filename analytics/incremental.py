@@ -32,7 +32,7 @@ class RefreshResult:
 def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'an_state'"
-    ).fetchone()[0])
+    ).fetchall()[0][0])
 
 
 def _state(con: duckdb.DuckDBPyConnection) -> tuple[int, int] | None:
@@ -52,12 +52,12 @@ def is_fresh(con: duckdb.DuckDBPyConnection) -> bool:
     watermark, count = state
     total, upto, top = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE event_id <= ?), coalesce(max(event_id), -1) FROM events", [watermark]
-    ).fetchone()
+    ).fetchall()[0]
     return top == watermark and upto == count and total == count
 
 
 def _write_state(con: duckdb.DuckDBPyConnection) -> None:
-    top, count = con.execute("SELECT coalesce(max(event_id), -1), count(*) FROM events").fetchone()
+    top, count = con.execute("SELECT coalesce(max(event_id), -1), count(*) FROM events").fetchall()[0]
     con.execute("DELETE FROM an_state")
     con.execute("INSERT INTO an_state VALUES ('watermark', ?), ('count', ?)", [str(top), str(count)])
 
@@ -86,8 +86,8 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> RefreshResult:
         _insert_variants(con, "_an_cases")
         con.execute("DROP TABLE _an_cases")
         _write_state(con)
-        n = con.execute("SELECT count(*) FROM an_cases").fetchone()[0]
-        events = con.execute("SELECT count(*) FROM events").fetchone()[0]
+        n = con.execute("SELECT count(*) FROM an_cases").fetchall()[0][0]
+        events = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -106,7 +106,7 @@ def refresh(con: duckdb.DuckDBPyConnection, force_full: bool = False) -> Refresh
     watermark, count = state
     upto, top = con.execute(
         "SELECT count(*) FILTER (WHERE event_id <= ?), coalesce(max(event_id), -1) FROM events", [watermark]
-    ).fetchone()
+    ).fetchall()[0]
     if upto != count or top < watermark:
         return rebuild(con)  # events at or below the watermark changed: start over
     if top == watermark:
@@ -117,12 +117,12 @@ def refresh(con: duckdb.DuckDBPyConnection, force_full: bool = False) -> Refresh
             "CREATE OR REPLACE TEMP TABLE _an_touched AS SELECT DISTINCT case_key FROM events WHERE event_id > ?",
             [watermark],
         )
-        touched = con.execute("SELECT count(*) FROM _an_touched").fetchone()[0]
-        total_cases = con.execute("SELECT count(*) FROM an_cases").fetchone()[0] or 1
+        touched = con.execute("SELECT count(*) FROM _an_touched").fetchall()[0][0]
+        total_cases = con.execute("SELECT count(*) FROM an_cases").fetchall()[0][0] or 1
         if touched > REBUILD_SHARE * total_cases:
             con.execute("ROLLBACK")
             return rebuild(con)
-        new_events = con.execute("SELECT count(*) FROM events WHERE event_id > ?", [watermark]).fetchone()[0]
+        new_events = con.execute("SELECT count(*) FROM events WHERE event_id > ?", [watermark]).fetchall()[0][0]
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _an_ev AS SELECT * FROM events "
             "WHERE case_key IN (SELECT case_key FROM _an_touched)"

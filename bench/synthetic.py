@@ -203,7 +203,7 @@ def write(con: duckdb.DuckDBPyConnection, gen: Generated) -> int:
                resource, source_id, 'syn-' || case_key || '-' || seq, seq, 1, NULL
         FROM _gen_events ORDER BY case_key, ts, seq
         """
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     con.unregister("_gen_events")
     con.execute(
         "INSERT INTO ingest_runs (run_id, job, started_at, ended_at, status, rows_read, rows_loaded) "
@@ -227,7 +227,7 @@ def append(con: duckdb.DuckDBPyConnection, n_cases: int, seed: int, old_now: dat
     gen = generate(n_cases, seed, new_now)
     ev = gen.events[gen.events["ts"] > pd.Timestamp(old_now)]
     con.execute("BEGIN TRANSACTION")
-    run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM ingest_runs").fetchone()[0]
+    run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM ingest_runs").fetchall()[0][0]
     con.register("_gen_events", ev)
     n = con.execute(
         f"""
@@ -237,7 +237,7 @@ def append(con: duckdb.DuckDBPyConnection, n_cases: int, seed: int, old_now: dat
                {int(run_id)}, NULL
         FROM _gen_events
         """
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     con.unregister("_gen_events")
     con.execute(
         "INSERT INTO ingest_runs (run_id, job, started_at, ended_at, status, rows_read, rows_loaded) "

@@ -7,8 +7,8 @@ import math
 import warnings
 
 import pandas as pd
-from defusedxml import ElementTree as ET
 import pytest
+from defusedxml import ElementTree as ET
 
 from tests.conftest import real_log
 
