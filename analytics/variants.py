@@ -21,9 +21,10 @@ def variants(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, top: int
         SELECT v.variant_id, vt.trace, v.cases, v.cases / sum(v.cases) OVER () AS share,
                sum(v.cases) OVER (ORDER BY v.cases DESC, v.variant_id ROWS UNBOUNDED PRECEDING)
                    / sum(v.cases) OVER () AS cumulative_share,
-               len(vt.trace) AS events, v.mean_seconds, v.median_seconds, v.p90_seconds, v.min_seconds, v.max_seconds
-        FROM (SELECT variant_id, count(*) AS cases, avg(d) AS mean_seconds, median(d) AS median_seconds,
-                     quantile_cont(d, 0.9) AS p90_seconds, min(d) AS min_seconds, max(d) AS max_seconds
+               len(vt.trace) AS events, v.mean_seconds, v.q[1] AS median_seconds, v.q[2] AS p90_seconds, v.min_seconds,
+               v.max_seconds
+        FROM (SELECT variant_id, count(*) AS cases, avg(d) AS mean_seconds, quantile_cont(d, [0.5, 0.9]) AS q,
+                     min(d) AS min_seconds, max(d) AS max_seconds
               FROM (SELECT variant_id, {d} AS d FROM cs) x GROUP BY variant_id) v
         JOIN vt USING (variant_id)
         ORDER BY v.cases DESC, v.variant_id{limit}
