@@ -200,7 +200,7 @@ def _resolve(ref: str):
     return getattr(importlib.import_module(module), attr)
 
 
-@st.cache_data(show_spinner=False, max_entries=2000, ttl=6 * 3600)
+@st.cache_data(show_spinner="Crunching the numbers…", max_entries=2000, ttl=6 * 3600)
 def _cached(ref: str, db: str, version: int, flt_key: str, kwargs_json: str) -> Any:
     fn = _resolve(ref)
     kwargs = json.loads(kwargs_json)

@@ -222,15 +222,14 @@ def deviation_breakdown(con: duckdb.DuckDBPyConnection, deviation: str, attribut
     if pc is None or pc.empty:
         return pd.DataFrame(columns=["value", "cases", "with_deviation", "rate", "lift"])
     has = pc.assign(dev=pc["deviation_types"].fillna("").map(lambda s: deviation in s.split(", ")))
-    con.register("_pl_dev", has[["case_id", "dev"]])
-    try:
-        df = con.execute(
-            """SELECT coalesce(json_extract_string(c.attrs, ?), '(missing)') AS value, count(*) AS cases,
-                      count(*) FILTER (WHERE d.dev) AS with_deviation
-               FROM _pl_dev d JOIN cases c ON c.case_id = d.case_id GROUP BY 1 ORDER BY cases DESC LIMIT 100""",
-            [__import__("dashboard.filters", fromlist=["attr_path"]).attr_path(attribute)]).df()
-    finally:
-        con.unregister("_pl_dev")
+    from dashboard.filters import attr_path
+
+    df = con.execute(
+        """WITH d AS (SELECT unnest(?::VARCHAR[]) AS case_id, unnest(?::BOOLEAN[]) AS dev)
+           SELECT coalesce(json_extract_string(c.attrs, ?), '(missing)') AS value, count(*) AS cases,
+                  count(*) FILTER (WHERE d.dev) AS with_deviation
+           FROM d JOIN cases c ON c.case_id = d.case_id GROUP BY 1 ORDER BY cases DESC LIMIT 100""",
+        [list(has["case_id"]), [bool(x) for x in has["dev"]], attr_path(attribute)]).df()
     overall = has["dev"].mean() if len(has) else 0
     df["rate"] = df["with_deviation"] / df["cases"]
     df["lift"] = df["rate"] / overall if overall else None
@@ -351,3 +350,14 @@ def model_steps(con: duckdb.DuckDBPyConnection, config: str | None = None) -> pd
                      "exception": bool(step.exception), "handles": step.handles,
                      "final": name in (getattr(model, "final_steps", set()) or set())})
     return pd.DataFrame(rows, columns=["step", "owner", "sla_seconds", "exception", "handles", "final"])
+
+
+def sla_by_activity(con: duckdb.DuckDBPyConnection, config: str | None = None) -> dict[str, float]:
+    """Maximum waiting time before each log activity (seconds), from the reference model's step SLAs."""
+    model = reference_model(config)
+    steps = getattr(model, "steps", {}) or {}
+    out = {name: float(step.sla_seconds) for name, step in steps.items() if step.sla_seconds}
+    for activity, task in (getattr(model, "activity_map", {}) or {}).items():
+        if task in out:
+            out[activity] = out[task]
+    return out

@@ -466,3 +466,32 @@ def wait_by_resource(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = No
         SELECT coalesce(resource, '(none)') AS resource, count(*) AS events, sum(wait) AS total_wait_seconds,
                median(wait) AS median_seconds, sum(wait) / sum(sum(wait)) OVER () AS share_of_waiting
         FROM w WHERE wait IS NOT NULL GROUP BY 1 ORDER BY total_wait_seconds DESC LIMIT {int(top)}""", params)
+
+
+def on_time_share(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start: str, end: str,
+                  sla: dict[str, float], end_activities: list[str] | None = None, idle_days: float = 30,
+                  now: str | None = None) -> dict[str, Any]:
+    """Share of the cases completed in [start, end) (and the period before) where no step waited past its SLA.
+
+    ``sla`` maps an activity to the maximum wait before it (seconds) since the case's previous event.
+    """
+    t0, t1 = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    p0 = t0 - (t1 - t0)
+    if not sla:
+        return {"current": None, "previous": None}
+    now_ts = datetime.fromisoformat(now) if now else t1
+    cte, params = _case_spans(flt, end_activities, idle_days, now_ts)
+    rows = con.execute(cte + f"""
+            , sla AS (SELECT unnest(?::VARCHAR[]) AS activity, unnest(?::DOUBLE[]) AS sla),
+            done AS (SELECT case_key, last_ts FROM pc WHERE closed AND last_ts >= ? AND last_ts < ?),
+            w AS (SELECT e.case_key, a.name AS activity,
+                         date_diff('second', lag(e.ts) OVER (PARTITION BY e.case_key ORDER BY {EVENT_ORDER}), e.ts) AS wait
+                  FROM events e JOIN activities a USING (activity_id) WHERE e.case_key IN (SELECT case_key FROM done)),
+            late AS (SELECT DISTINCT w.case_key FROM w JOIN sla s USING (activity) WHERE w.wait > s.sla)
+        SELECT (d.last_ts >= ?) AS cur, count(*) AS cases, count(*) FILTER (WHERE l.case_key IS NULL) AS on_time
+        FROM done d LEFT JOIN late l USING (case_key) GROUP BY 1""",
+                       params + [list(sla), [float(v) for v in sla.values()], p0, t1, t0]).fetchall()
+    got = {bool(cur): (n, ok) for cur, n, ok in rows}
+    share = {k: (v[1] / v[0] if v[0] else None) for k, v in got.items()}
+    return {"current": share.get(True), "previous": share.get(False),
+            "completed": got.get(True, (0, 0))[0], "on_time": got.get(True, (0, 0))[1]}

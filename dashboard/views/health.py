@@ -10,6 +10,9 @@ import streamlit as st
 from dashboard import data, queries
 from dashboard.components import filter_bar, fmt, kpi, layout, nav
 
+DEFAULT_ON_TIME = {"green": 0.9, "red": 0.7}  # used when [dashboard.targets] does not set one
+DEFAULT_CONF = {"green": 0.9, "red": 0.75}
+
 flt = filter_bar.current()
 layout.header("Process health", "How the process is doing against its targets", flt)
 ov = layout.outcome(data.attempt("overview", flt), "Overview")
@@ -37,7 +40,17 @@ stuck = data.attempt("dashboard.engines:stuck", flt, now=now.isoformat(), config
 exc = data.attempt("dashboard.engines:exceptions", flt, now=now.isoformat(), config=nav.config())
 conf = data.attempt("dashboard.engines:conformance", flt, config=nav.config())
 n_stuck = len(stuck.value) if stuck.ok else None
-n_unhandled = int((~exc.value["handled"].astype(bool)).sum()) if exc.ok and "handled" in exc.value else None
+n_unhandled = None
+if exc.ok and "handled" in exc.value:
+    ex = exc.value
+    if "kind" in ex:  # exception events from the sources; deviations count in the conformance rate
+        ex = ex[ex["kind"] == "exception event"]
+    n_unhandled = int((~ex["handled"].astype(bool)).sum())
+sla = data.attempt("dashboard.engines:sla_by_activity", config=nav.config())
+on_time = {"current": None, "previous": None}
+if sla.ok and sla.value:
+    on_time = data.attempt("on_time_share", flt, start=start.isoformat(), end=end.isoformat(), sla=sla.value,
+                           **common).value or on_time
 conf_rate = None
 if conf.ok:
     c = conf.value
@@ -62,21 +75,26 @@ with row1[3]:
     kpi.tile("P90 case time", f"{p90_d:.1f} d" if p90_d is not None else "—", kpi.change(p90_d, prev_p90_d, "d"),
              lower_is_better=True, status=kpi.rag(p90_d, targets.get("p90_throughput_days")),
              help="9 in 10 completed cases took at most this long")
-row2 = st.columns(4)
+row2 = st.columns(5)
 with row2[0]:
     kpi.tile("Work in progress", fmt.count(cur["wip"]), kpi.change(cur["wip"], prev["wip"]), lower_is_better=True,
              status=kpi.rag(cur["wip"], targets.get("wip")), help="Cases open at the end of the period")
 with row2[1]:
+    kpi.tile("On time", fmt.share(on_time["current"]), kpi.change(on_time["current"], on_time["previous"],
+             as_percent_points=True), status=kpi.rag(on_time["current"], targets.get("on_time_share", DEFAULT_ON_TIME)),
+             help="Completed cases in which no step waited longer than its SLA" if sla.ok else
+             f"Not available: {sla.message}")
+with row2[2]:
+    kpi.tile("Conformance", fmt.share(conf_rate), status=kpi.rag(conf_rate, targets.get("conformance_rate", DEFAULT_CONF)),
+             help="Share of cases that fit the reference model" if conf.ok else f"Not available: {conf.message}")
+with row2[3]:
     kpi.tile("Stuck cases", fmt.count(n_stuck), lower_is_better=True, status=kpi.rag(n_stuck, targets.get("stuck_cases")),
              help="Open cases waiting longer than their step's SLA or than is normal" if stuck.ok else
              f"Not available: {stuck.message}")
-with row2[2]:
+with row2[4]:
     kpi.tile("Unhandled exceptions", fmt.count(n_unhandled), lower_is_better=True,
              status=kpi.rag(n_unhandled, targets.get("unhandled_exceptions")),
              help="Exception events not followed by their handler" if exc.ok else f"Not available: {exc.message}")
-with row2[3]:
-    kpi.tile("Conformance rate", fmt.share(conf_rate), status=kpi.rag(conf_rate, targets.get("conformance_rate")),
-             help="Share of cases that fit the reference model" if conf.ok else f"Not available: {conf.message}")
 if not stuck.ok and stuck.kind in ("unconfigured", "missing"):
     st.caption(f"Stuck cases, exceptions and conformance: {stuck.message}. " + (stuck.hint or ""))
 
