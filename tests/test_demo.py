@@ -120,7 +120,7 @@ def world_for(tmp_path_factory, cases: int, seed: int, now: str | None, days: in
 
 
 # Current time, the Sunday DST ends, right after the Christmas holidays.
-SCENARIOS = [(2000, 11, None), (2000, 12, "2026-10-25T15:30:00Z"), (1500, 13, "2027-01-02T07:00:00Z")]
+SCENARIOS = [(1500, 11, None, 400), (1500, 12, "2026-10-25T15:30:00Z", 150), (1200, 13, "2027-01-02T07:00:00Z", 120)]
 
 
 # -- tests --------------------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ def test_native_forms(tmp_path_factory):
         assert rec["created"].endswith("Z") and rec["order_ref"] in world.truth
 
     info = json.loads((d / "world.json").read_text())
-    assert info["now"] == world.now.strftime("%Y-%m-%dT%H:%M:%SZ") and info["seed"] == 11 and info["cases"] == 2000
+    assert info["now"] == world.now.strftime("%Y-%m-%dT%H:%M:%SZ") and info["seed"] == 11 and info["cases"] == 1500
     assert json.loads((d / "truth.json").read_text()) == world.truth
     assert world.config_path == d / "processlens.toml" and world.config_path.exists()
     assert events["ts"].max() < pd.Timestamp(world.now.replace(tzinfo=None))

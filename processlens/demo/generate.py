@@ -234,9 +234,12 @@ def simulate(c: dict[str, np.ndarray], rows: np.ndarray, rng: np.random.Generato
 
 
 def _replace(ev: Events, rows: np.ndarray, new: Events) -> Events:
+    """``ev`` with the events of ``rows`` replaced by ``new`` (both sorted by row, then position)."""
     mask = np.zeros(max(int(ev.row.max(initial=0)), int(rows.max(initial=0))) + 1, dtype=bool)
     mask[rows] = True
-    return Events.concat([ev.take(np.flatnonzero(~mask[ev.row])), new])
+    kept = ev.take(np.flatnonzero(~mask[ev.row]))
+    at = np.searchsorted(kept.row, new.row, side="left")
+    return Events(*(np.insert(getattr(kept, f), at, getattr(new, f)) for f in ("row", "pos", "act", "res", "ts")))
 
 
 def _last_index(ev: Events, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -380,7 +383,7 @@ def generate(n_cases: int, seed: int, now: datetime, log=None, days: int = s.HIS
             return _finish(c, ev, tickets, now, rnd)
         rows_in = np.flatnonzero(bad_in)
         c["attempt"][rows_in] += 1
-        retry = c["attempt"][rows_in] <= 12
+        retry = c["attempt"][rows_in] <= 4
         fresh = now_s - 60 - (rng.random(len(rows_in)) * min(40, days) * s.DAY).astype(np.int64)
         c["start"][rows_in] = np.where(retry, fresh, c["start"][rows_in] - 8 * 7 * s.DAY)
         rows_st = np.flatnonzero(bad_stuck)

@@ -127,6 +127,7 @@ def build_world(out_dir: Path, cases: int = 5000, seed: int = 7, now: datetime |
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
         writers.register(con, gen, cal)
         t = time.monotonic()
         erp = writers.write_erp(con, out_dir / "erp.sqlite")
