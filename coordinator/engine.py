@@ -103,7 +103,10 @@ def detect(con: duckdb.DuckDBPyConnection, rule: Rule, settings: Any, now: datet
             df = df[df["waited_seconds"] >= rule.min_waited_seconds]
         df = df.sort_values(["waited_seconds", "case_id"], ascending=[False, True])
     elif rule.when == "unhandled_exception":
-        df = _engine_fn("exceptions")(con, models_.model(rule.model or _default_model(settings)), now)
+        df = _exceptions(con, models_.model(rule.model or _default_model(settings)), now,
+                         deviations="deviation" in rule.kinds)
+        if "kind" in df:
+            df = df[df["kind"].isin(rule.kinds)]
         df = df[~df["handled"].astype(bool)]
         types = rule.types or rule.steps
         if types:
@@ -113,7 +116,8 @@ def detect(con: duckdb.DuckDBPyConnection, rule: Rule, settings: Any, now: datet
             df = df.assign(waited_seconds=(pd.Timestamp(now) - pd.to_datetime(df["ts"])).dt.total_seconds(),
                            last_ts=df["ts"])
     elif rule.when == "deviation":
-        df = _deviations(con, models_.model(rule.model or _default_model(settings)))
+        df = _exceptions(con, models_.model(rule.model or _default_model(settings)), now, deviations=True)
+        df = df[(df["kind"] == "deviation") & ~df["handled"].astype(bool)].sort_values(["ts", "case_id"])
         types = rule.types or rule.steps
         if types:
             df = df[df["type"].isin(types)]
@@ -130,22 +134,13 @@ def _default_model(settings: Any) -> str | None:
     return CoordinatorSettings.from_settings(settings).model
 
 
-def _deviations(con: duckdb.DuckDBPyConnection, model: Any) -> pd.DataFrame:
-    """Per-case deviations from the conformance engine: case_id, type, step."""
-    import models
-
-    if hasattr(models, "deviations"):
-        df = models.deviations(con, model)
-    else:
-        result = models.check(con, model)
-        df = getattr(result, "case_deviations", None)
-        if df is None:
-            raise ConfigError("the conformance engine does not expose per-case deviations yet",
-                              hint="use when = \"stuck\" or \"unhandled_exception\" for now")
-    df = pd.DataFrame(df)
-    if "step" not in df and "activity" in df:
-        df = df.assign(step=df["activity"])
-    return df.assign(step=df.get("step", df["type"]))
+def _exceptions(con: duckdb.DuckDBPyConnection, model: Any, now: datetime, deviations: bool) -> pd.DataFrame:
+    """The engine's exceptions: exception events, deviations outside the allowlist, abandoned cases."""
+    fn = _engine_fn("exceptions")
+    try:
+        return fn(con, model, now, deviations=deviations)
+    except TypeError:  # an engine without the switch computes everything
+        return fn(con, model, now)
 
 
 def _new_events(con: duckdb.DuckDBPyConnection, rule: Rule) -> pd.DataFrame:

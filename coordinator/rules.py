@@ -8,6 +8,7 @@ templated payload and a target) and its **guardrails** (mode, rate limits, cool-
 [rules.escalate_stuck]
 when = "stuck"                       # stuck | unhandled_exception | deviation | event
 steps = ["Approve Order"]            # optional: only these steps (or exception/deviation types, activities)
+# kinds = ["exception event"]        # unhandled_exception: which kinds count (also "not final")
 cases = { sources = ["ERP"] }        # optional analytics filter (analytics.Filter.from_dict)
 do = "escalate"                      # escalate | reassign | retry | email | chat | ticket | webhook
 mode = "automatic"                   # automatic | approval | dry_run
@@ -269,6 +270,7 @@ class Rule:
     steps: list[str] = field(default_factory=list)
     types: list[str] = field(default_factory=list)
     owners: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=lambda: ["exception event"])
     cases: dict[str, Any] | None = None
     mode: str = "automatic"
     max_per_run: int | None = None
@@ -377,6 +379,7 @@ def parse_rule(name: str, raw: dict[str, Any], config_path: Any = None) -> Rule:
         steps=_str_list(raw.pop("steps", None), "steps", where),
         types=_str_list(raw.pop("types", None), "types", where),
         owners=_str_list(raw.pop("owners", None), "owners", where),
+        kinds=_str_list(raw.pop("kinds", None), "kinds", where) or ["exception event"],
         cases=cases, mode=mode,
         max_per_run=opt_int("max_per_run"), max_per_hour=opt_int("max_per_hour"),
         cooldown_seconds=parse_duration(raw.pop("cooldown", "1d"), {**where, "field": "cooldown"}),
@@ -389,7 +392,7 @@ def parse_rule(name: str, raw: dict[str, Any], config_path: Any = None) -> Rule:
     )
     if raw:
         raise ConfigError(f"rule {name}: unknown key(s) {', '.join(sorted(raw))}", where=where,
-                          hint="known: when, steps, types, owners, cases, do, target, mode, max_per_run, max_per_hour, "
+                          hint="known: when, steps, types, owners, kinds, cases, do, target, mode, max_per_run, max_per_hour, "
                                "cooldown, disable_after, text, payload, model, min_waited, description, enabled")
     for key in ("text",):
         if rule.text:
