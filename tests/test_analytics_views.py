@@ -9,8 +9,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analytics import (CaseStatusRule, Teams, activities, bottlenecks, dfg, kpis, refresh, resources, simplify,
-                       to_dot)
+from analytics import (
+    CaseStatusRule,
+    Teams,
+    activities,
+    bottlenecks,
+    dfg,
+    kpis,
+    refresh,
+    resources,
+    simplify,
+    to_dot,
+)
 from analytics.simplify import END, START, map_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
