@@ -101,6 +101,9 @@ def demo(ctx, cases, seed, days, out_dir, truth_out, now_text, no_dashboard, por
     world = build_world(Path(out_dir), cases=cases, seed=seed, now=_parse_now(now_text), log=say,
                         days=days)
     say(f"world written to {world.dir} in {time.monotonic() - t0:.1f}s; ingesting into {db_path}")
+    if truth_out:
+        Path(truth_out).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(world.dir / "truth.json", truth_out)
     remove_store(db_path)
     settings = load_settings(db=db_path, config=world.config_path)
     t1 = time.monotonic()
@@ -119,9 +122,6 @@ def demo(ctx, cases, seed, days, out_dir, truth_out, now_text, no_dashboard, por
                     [DEMO_META_KEY, json.dumps(info)])
         loaded = store_stats(con)
     say(f"ingested in {time.monotonic() - t1:.1f}s")
-    if truth_out:
-        Path(truth_out).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(world.dir / "truth.json", truth_out)
     data = {"world": info, "store": str(db_path), "config": str(world.config_path), "truth": truth_out,
             "jobs": [r.to_dict() for r in results], "stats": loaded}
     c = world.counts
