@@ -116,3 +116,17 @@ def test_missing_folder_fails_with_its_name(tmp_path: Path):
     with open_store(settings.db_path) as con:
         res = run_job(con, spec)
     assert res.status == "failed" and "drop" in res.error and "does not exist" in res.error
+
+
+def test_file_duckdb_cannot_read_does_not_abort_the_run(tmp_path: Path):
+    settings = setup(tmp_path, CONFIG.replace('pattern = "*.csv"', 'pattern = "*"'))
+    drop = tmp_path / "drop"
+    day_file(drop, "a.csv", [("O-1", "Pick Goods", "2024-03-01 09:00:00", "w1")])
+    (drop / "b.parquet").write_bytes(b"PAR1 this is not really parquet PAR1")
+    (drop / "c.jsonl").write_bytes(b'{"order": "O-2", "step": "Pick Goods", "time": "2024-03-01 10:00:00"}\n\xff\xfe\n')
+    day_file(drop, "d.csv", [("O-3", "Pick Goods", "2024-03-01 11:00:00", "w2")])
+    res = run(settings)
+    assert (res.files, res.rows_loaded, res.rows_rejected) == (4, 3, 2)
+    with open_store(settings.db_path, read_only=True) as con:
+        rejected = con.execute("SELECT location, line FROM rejects ORDER BY location").fetchall()
+    assert [(Path(loc).name, line) for loc, line in rejected] == [("b.parquet", None), ("c.jsonl", 2)]

@@ -200,3 +200,63 @@ def test_scheduler_survives_a_busy_store(tmp_path: Path, monkeypatch):
             holder.wait()
     assert any("store busy" in ln for ln in lines)
     assert sum(" wms: read 2" in ln for ln in lines) == 1
+
+
+# -- JSON jobs -------------------------------------------------------------------------------------
+def run_psp(tmp_path: Path, content: bytes, extra: str = "", name: str = "psp.jsonl"):
+    (tmp_path / name).write_bytes(content)
+    body = JSON_JOB.replace('path = "psp.jsonl"', f'path = "{name}"\n{extra}')
+    settings = write(tmp_path, body)
+    [res] = run_jobs(settings)
+    return settings, res
+
+
+def rejects(settings) -> list[tuple]:
+    with open_store(settings.db_path, read_only=True) as con:
+        return con.execute("SELECT line, record_key, reason FROM rejects ORDER BY line, record_key").fetchall()
+
+
+def rec(i: int, **extra) -> dict:
+    return {"payment_id": f"p{i}", "order_id": f"O-{i}", "type": "Payment Received", "at": f"2024-03-05T10:{i:02d}:00Z", **extra}
+
+
+def test_json_lines_reject_exact_lines_around_blank_and_bad_ones(tmp_path: Path):
+    lines = [json.dumps(rec(1)), "", json.dumps(rec(2, amount=5)), "[1, 2]", '{"payment_id": "p3", oops',
+             json.dumps(rec(4, amount="n/a")), "   ", json.dumps({"payment_id": "p5", "order_id": "O-5", "at": "x"})]
+    settings, res = run_psp(tmp_path, ("\n".join(lines) + "\n").encode())
+    assert (res.rows_loaded, res.rows_rejected) == (3, 3)
+    got = rejects(settings)
+    assert [(line, reason.split(":")[0]) for line, _, reason in got] == [
+        (4, "line is not a JSON object"), (5, "malformed JSON"), (8, "missing activity in column type")]
+
+
+def test_json_lines_all_good_keep_their_line_numbers(tmp_path: Path):
+    lines = [json.dumps(rec(1)), "", json.dumps(rec(2)), json.dumps({"payment_id": "p3", "order_id": "O-3", "type": "T"})]
+    settings, res = run_psp(tmp_path, ("\n".join(lines) + "\n").encode())
+    assert res.rows_loaded == 2
+    assert [r[0] for r in rejects(settings)] == [4]  # the record without a timestamp, on line 4
+
+
+def test_json_lines_with_invalid_utf8_reject_only_that_line(tmp_path: Path):
+    content = (json.dumps(rec(1)) + "\n").encode() + b'{"payment_id": "p2", "type": "\xff\xfe"}\n' + (json.dumps(rec(3)) + "\n").encode()
+    settings, res = run_psp(tmp_path, content)
+    assert (res.rows_loaded, res.rows_rejected) == (2, 1)
+    assert rejects(settings)[0][0] == 2 and "UTF-8" in rejects(settings)[0][2]
+
+
+def test_json_document_errors_name_file_line_and_column(tmp_path: Path):
+    settings, res = run_psp(tmp_path, b'[\n {"payment_id": "p1"},\n {"payment_id": }\n]\n', name="psp.json")
+    assert res.status == "failed" and "psp.json" in res.error and "line 3" in res.error
+
+
+def test_json_records_path_missing_names_what_was_found(tmp_path: Path):
+    doc = {"meta": {}, "payments": [rec(1)]}
+    settings, res = run_psp(tmp_path, json.dumps(doc).encode(), extra='records_path = "items"', name="psp.json")
+    assert res.status == "failed" and "'items'" in res.error and "payments" in res.error
+
+
+def test_json_document_with_bom_and_a_single_list(tmp_path: Path):
+    doc = {"exported": "2024-03-06", "payments": [rec(1), rec(2), "garbage"]}
+    settings, res = run_psp(tmp_path, b"\xef\xbb\xbf" + json.dumps(doc).encode(), name="psp.json")
+    assert (res.rows_loaded, res.rows_rejected) == (2, 1)
+    assert rejects(settings) == [(None, "payments[2]", "record is not a JSON object")]

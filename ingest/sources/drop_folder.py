@@ -27,6 +27,7 @@ import duckdb
 
 from ingest.loader import Batch
 from ingest.mapping import Mapping
+from ingest.sources.json_file import arrow_table
 from processlens.errors import SourceError
 
 TEMP_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".swp")
@@ -96,19 +97,10 @@ def _file_batches(con: duckdb.DuckDBPyConnection, path: Path, kind: str, mapping
     raise SourceError(f"unknown file_kind {kind!r}", hint="use csv, parquet, xes or json", where={"file": str(path)})
 
 
-def _check_columns(con: duckdb.DuckDBPyConnection, batch: Batch, mapping: Mapping) -> None:
+def _check_columns(batch: Batch, mapping: Mapping) -> None:
     if not batch.relation:
         return
-    if batch.data is not None:
-        con.register("_pl_check", batch.data)
-        rel = "_pl_check"
-    else:
-        rel = batch.relation
-    try:
-        cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()}
-    finally:
-        if batch.data is not None:
-            con.unregister("_pl_check")
+    cols = set(batch.data.column_names)
     needed = mapping.key_columns
     if batch.schemaless:  # JSON: absent optional fields are NULL (see Batch.schemaless)
         needed = [c for c in (mapping.activity, mapping.timestamp, mapping.record_id,
@@ -151,21 +143,33 @@ def batches(
         if sha in done:
             continue
         done.add(sha)
+        # The file is read on a cursor of its own and handed over as Arrow: a DuckDB error while
+        # reading it must not abort the run's transaction, so the other files still load.
+        work = con.cursor()
         gen = None
         try:
             kind = kind_of(path, file_kind)
-            gen = _file_batches(con, path, kind, mapping, options)
+            gen = _file_batches(work, path, kind, mapping, options)
             first = True
             for batch in gen:
+                if batch.relation and batch.data is None:
+                    batch.data = arrow_table(work.execute(f"SELECT * FROM {batch.relation}"))
+                if batch.relation:
+                    batch.relation = "_drop_file"
                 if first:
-                    _check_columns(con, batch, mapping)
+                    _check_columns(batch, mapping)
                     first = False
                 batch.file_sha256, batch.file_size = sha, size
                 yield batch
             if first:  # the file had no records (e.g. header only): still mark it as taken
                 yield Batch(relation="", location=str(path), file_sha256=sha, file_size=size)
-        except SourceError as exc:
+        except (SourceError, duckdb.Error) as exc:
             if gen is not None:
                 gen.close()
-            reason = exc.message + (f" - what to do: {exc.hint}" if exc.hint else "")
+            if isinstance(exc, SourceError):
+                reason = exc.message + (f" - what to do: {exc.hint}" if exc.hint else "")
+            else:
+                reason = f"cannot be read as {kind_of(path, file_kind)}: {str(exc).splitlines()[0]}"
             yield _whole_file_reject(path, reason, sha, size)
+        finally:
+            work.close()

@@ -78,7 +78,7 @@ def iter_records(doc: Any, records_path: str | None, key: str = "") -> Iterator[
     segments = parse_records_path(records_path)
     if not segments:
         if isinstance(doc, dict):
-            lists = [k for k, v in doc.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
+            lists = [k for k, v in doc.items() if isinstance(v, list) and any(isinstance(x, dict) for x in v)]
             segments = [(lists[0], False)] if len(lists) == 1 and len(doc) <= 3 else []
     if not segments:
         items = doc if isinstance(doc, list) else [doc]
@@ -132,6 +132,12 @@ def _walk(node: Any, segments: list[tuple[str, bool]], key: str, parent: dict[st
         yield from _walk(value, rest, here, parent, parent_name)
 
 
+def arrow_table(result: duckdb.DuckDBPyConnection) -> pa.Table:
+    """The whole result of the last query as an Arrow table (DuckDB 1.x and 2.x names)."""
+    fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
+    return fetch()
+
+
 # -- typing records in DuckDB ---------------------------------------------------------------------
 def _materialise(con: duckdb.DuckDBPyConnection, lines_table: str, out: str, location: str) -> None:
     """``lines_table(line, j)`` with one JSON object per row -> ``out(__pl_line, fields...)``."""
@@ -143,7 +149,7 @@ def _materialise(con: duckdb.DuckDBPyConnection, lines_table: str, out: str, loc
     try:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {out} AS "
-            f"SELECT line AS __pl_line, unnest(from_json(j, {quote_literal(structure)})) FROM {lines_table} ORDER BY line"
+            f"SELECT line AS __pl_line, unnest(from_json(j, {quote_literal(structure)})) FROM {lines_table}"
         )
     except duckdb.Error as exc:
         raise _fail(location, f"has records DuckDB cannot type: {str(exc).splitlines()[0]}",
@@ -259,24 +265,22 @@ def _python_records(path: Path, fmt: str, records_path: str | None) -> tuple[lis
 
 
 def _fast_lines(con: duckdb.DuckDBPyConnection, path: Path, out: str) -> list[dict]:
-    """Flat JSON lines in DuckDB: good lines into ``out``, malformed ones returned as rejects."""
+    """Flat JSON lines in DuckDB: good lines into ``out``, malformed ones returned as rejects.
+
+    A file whose every line is an object is read by ``read_json`` (all records typed, timestamps
+    detected) and its records are paired with their lines positionally; with malformed lines the
+    good ones are typed through ``json_group_structure`` instead (slower, exact).
+    """
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _json_lines_all AS
-        SELECT row_number() OVER () AS line, j FROM read_csv({quote_literal(str(path))}, columns={{'j': 'VARCHAR'}},
-            delim='\x1f', quote='', escape='', header=false, auto_detect=false, strict_mode=false,
-            max_line_size={MAX_LINE_BYTES})"""
+        SELECT line, j, json_valid(j) AND starts_with(ltrim(j, ' ' || chr(9) || chr(13)), '{{') AS ok
+        FROM (SELECT row_number() OVER () AS line, j
+              FROM read_csv({quote_literal(str(path))}, columns={{'j': 'VARCHAR'}},
+                  delim='\x1f', quote='', escape='', header=false, auto_detect=false, strict_mode=false,
+                  max_line_size={MAX_LINE_BYTES}))
+        WHERE j IS NOT NULL AND trim(j) <> ''"""
     )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _json_lines_ok AS
-        SELECT line, j FROM _json_lines_all
-        WHERE j IS NOT NULL AND json_valid(j) AND (CASE WHEN json_valid(j) THEN json_type(j::JSON) END) = 'OBJECT'"""
-    )
-    bad = con.execute(
-        """SELECT line, j FROM _json_lines_all
-        WHERE j IS NOT NULL AND trim(j) <> '' AND NOT (json_valid(j)
-              AND (CASE WHEN json_valid(j) THEN json_type(j::JSON) END) = 'OBJECT')
-        ORDER BY line"""
-    ).fetchall()
+    bad = con.execute("SELECT line, j FROM _json_lines_all WHERE NOT ok ORDER BY line").fetchall()
     rejects = []
     for i, (line, text) in enumerate(bad):
         reason = "malformed JSON"
@@ -287,10 +291,40 @@ def _fast_lines(con: duckdb.DuckDBPyConnection, path: Path, out: str) -> list[di
             except json.JSONDecodeError as exc:
                 reason = f"malformed JSON: {exc.msg} at column {exc.colno}"
         rejects.append({"line": line, "reason": reason, "raw": {"line": text[:1000]}})
-    _materialise(con, "_json_lines_ok", out, str(path))
-    con.execute("DROP TABLE IF EXISTS _json_lines_all")
-    con.execute("DROP TABLE IF EXISTS _json_lines_ok")
+    try:
+        if bad or not _read_json_whole(con, path, out):
+            _materialise_good(con, out, str(path))
+    finally:
+        con.execute("DROP TABLE IF EXISTS _json_lines_all")
+        con.execute("DROP TABLE IF EXISTS _json_lines_ok")
     return rejects
+
+
+def _materialise_good(con: duckdb.DuckDBPyConnection, out: str, location: str) -> None:
+    con.execute("CREATE OR REPLACE TEMP TABLE _json_lines_ok AS SELECT line, j FROM _json_lines_all WHERE ok")
+    _materialise(con, "_json_lines_ok", out, location)
+
+
+def _read_json_whole(con: duckdb.DuckDBPyConnection, path: Path, out: str) -> bool:
+    """``read_json`` over a clean file, lines attached positionally; False when it cannot be used."""
+    rel = (f"read_json({quote_literal(str(path))}, format='newline_delimited', sample_size=-1, "
+           f"maximum_object_size={MAX_LINE_BYTES})")
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT l.line AS __pl_line, r.* FROM {rel} r "
+            "POSITIONAL JOIN (SELECT line FROM _json_lines_all ORDER BY line) l"
+        )
+        n_records, n_lines, unpaired = con.execute(
+            f"SELECT count(*) FILTER (WHERE __pl_line IS NOT NULL), (SELECT count(*) FROM _json_lines_all), "
+            f"count(*) FILTER (WHERE __pl_line IS NULL) FROM {out}"
+        ).fetchone()
+    except duckdb.Error:
+        con.execute(f"DROP TABLE IF EXISTS {out}")
+        return False
+    if unpaired or n_records != n_lines:
+        con.execute(f"DROP TABLE IF EXISTS {out}")
+        return False
+    return True
 
 
 def batches(
@@ -313,30 +347,38 @@ def batches(
         fmt = detect_format(path)
     with open(path, "rb") as fh:
         bom = fh.read(3) == b"\xef\xbb\xbf"
-    rejects: list[dict] | None = None
-    if fmt == "lines" and not records_path and not bom and not path.name.lower().endswith(".gz"):
-        try:
-            rejects = _fast_lines(con, path, table)
-        except duckdb.Error:
-            rejects = None  # e.g. invalid UTF-8: the Python reader rejects exactly the bad lines
-    if rejects is None:
-        records, lines, rejects = _python_records(path, fmt, records_path)
-        if records:
-            records_to_table(con, table, records, lines, location=str(path))
-        else:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT NULL::BIGINT AS __pl_line WHERE false")
-    n = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    if n == 0 and not rejects:  # an empty export ([] or only blank lines): nothing to load
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-        return
-    if n == 0:
-        first = rejects[0]
-        raise _fail(
-            path, f"has no usable record ({len(rejects)} rejected; first: {first['reason']}"
-            + (f" at line {first['line']}" if first.get("line") else "") + ")",
-            "check that this is a JSON or JSON lines export and that records_path points at the records",
-        )
+    # All DuckDB work happens on a cursor of its own: an error there (a line DuckDB cannot read)
+    # must not abort the transaction the loader holds open on ``con``.
+    work = con.cursor()
     try:
-        yield Batch(relation=table, location=str(path), line_offset=None, source_rejects=rejects, schemaless=True)
+        rejects: list[dict] | None = None
+        if fmt == "lines" and not records_path and not bom and not path.name.lower().endswith(".gz"):
+            try:
+                rejects = _fast_lines(work, path, table)
+            except duckdb.Error:
+                rejects = None  # e.g. invalid UTF-8: the Python reader rejects exactly the bad lines
+        if rejects is None:
+            records, lines, rejects = _python_records(path, fmt, records_path)
+            if not records:
+                if rejects:
+                    _no_usable_record(path, rejects)
+                return  # an empty export ([] or only blank lines): nothing to load
+            records_to_table(work, table, records, lines, location=str(path))
+        data = arrow_table(work.execute(f"SELECT * FROM {table}"))
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+        work.close()
+    if data.num_rows == 0:
+        if rejects:
+            _no_usable_record(path, rejects)
+        return
+    yield Batch(relation=table, data=data, location=str(path), line_offset=None, source_rejects=rejects,
+                schemaless=True)
+
+
+def _no_usable_record(path: Path, rejects: list[dict]) -> None:
+    first = rejects[0]
+    raise _fail(
+        path, f"has no usable record ({len(rejects)} rejected; first: {first['reason']}"
+        + (f" at line {first['line']}" if first.get("line") else "") + ")",
+        "check that this is a JSON or JSON lines export and that records_path points at the records",
+    )
