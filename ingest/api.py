@@ -123,8 +123,6 @@ def ingest_file(
     ``rejects`` with file, line, field and reason) or, on an error, not at all. Loading the same
     file again loads nothing new (the records are recognised as duplicates).
     """
-    from ingest.sources import csv_file, ocel_file, parquet_file, xes_file
-
     path = Path(path)
     if not path.exists():
         raise SourceError(f"{path} does not exist", hint="check the path and try again", where={"file": str(path)})
@@ -138,8 +136,12 @@ def ingest_file(
     explicit = {k: v for k, v in dict(case=case, activity=activity, timestamp=timestamp, start_timestamp=start_timestamp,
                                        resource=resource, lifecycle=lifecycle).items() if v}
     if kind == "ocel":
+        from ingest.sources import ocel_file  # pandas and pm4py: only for OCEL
+
         imp = ocel_file.ingest(con, path, object_type=object_type, source=source, progress=False)
         return imp
+
+    from ingest.sources import csv_file, parquet_file, xes_file
 
     if kind == "csv":
         preview = csv_file.preview_relation(con, path, sep=sep)

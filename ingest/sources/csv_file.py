@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from ingest.loader import Batch
 from ingest.timestamps import quote_literal
@@ -222,6 +221,8 @@ def _attach_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, sep
             return None  # the two parsers disagree (malformed quoting): lines are unknown
         for r in rejects:
             r["line"] = by_ordinal[r["line"]]
+    import pyarrow as pa
+
     con.register("_csv_lines", pa.table({LINE_COLUMN: pa.array(good_lines, type=pa.int64())}))
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE _csv_data AS SELECT * FROM _csv_data POSITIONAL JOIN _csv_lines")
