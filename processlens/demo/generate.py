@@ -46,11 +46,6 @@ class Events:
     def take(self, idx: np.ndarray) -> Events:
         return Events(self.row[idx], self.pos[idx], self.act[idx], self.res[idx], self.ts[idx])
 
-    @staticmethod
-    def concat(parts: list[Events]) -> Events:
-        ev = Events(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("row", "pos", "act", "res", "ts")))
-        return ev.take(np.argsort(ev.row, kind="stable"))
-
     def __len__(self) -> int:
         return len(self.row)
 

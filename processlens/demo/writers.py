@@ -20,7 +20,7 @@ import pandas as pd
 from processlens.demo import people
 from processlens.demo import spec as s
 from processlens.demo.calendar import Calendar
-from processlens.demo.generate import Generated
+from processlens.demo.generate import SUBJECTS, Generated
 
 ORDERS_DDL = """CREATE TABLE orders (
     order_id   TEXT PRIMARY KEY,
@@ -70,13 +70,7 @@ def register(con: duckdb.DuckDBPyConnection, gen: Generated, cal: Calendar) -> N
     }))
     con.register("a", pd.DataFrame({"act": np.arange(len(s.ACTIVITIES), dtype=np.int16), "name": s.ACTIVITIES}))
     con.register("r", pd.DataFrame({"res": np.arange(len(people.RESOURCES), dtype=np.int16), "name": people.RESOURCES}))
-    con.register("subj", pd.DataFrame({"subject": np.arange(6, dtype=np.int16), "name": _subjects()}))
-
-
-def _subjects() -> list[str]:
-    from processlens.demo.generate import SUBJECTS
-
-    return SUBJECTS
+    con.register("subj", pd.DataFrame({"subject": np.arange(len(SUBJECTS), dtype=np.int16), "name": SUBJECTS}))
 
 
 def system_acts(system: str) -> str:
