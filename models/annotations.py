@@ -5,6 +5,7 @@
 name = "order_to_cash"
 final = ["Close Order", "Reject Order"]     # final states (default: tasks before end events)
 ignore = ["Open Ticket", "Resolve Ticket"]  # source activities not checked
+abandoned_after = "90d"                     # open case without events this long: ended in a non-final state
 
 [calendar]                                  # working time for SLAs counted in working time
 timezone = "Europe/Berlin"
@@ -136,6 +137,8 @@ def apply_annotations(model: ReferenceModel, data: dict[str, Any], text: str = "
                              hint=_suggest(sorted(missing)[0], labels))
         model.final_steps = finals
     model.ignored |= set(meta.get("ignore", []))
+    if "abandoned_after" in meta:
+        model.abandoned_after = parse_duration(meta["abandoned_after"], {**where, "table": "model"})
     for source, task in data.get("mapping", {}).items():
         if task not in labels:
             raise ModelError(f"[mapping] maps {source!r} to {task!r}, which is not a model task",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from models.model import ReferenceModel, Step, parse_duration
+from models.model import ReferenceModel, parse_duration
 from processlens.errors import ModelError
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"

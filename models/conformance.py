@@ -97,7 +97,7 @@ def case_traces(con: duckdb.DuckDBPyConnection, model: ReferenceModel) -> tuple[
     variants: list[Variant] = []
     index: dict[tuple[str, ...], int] = {}
     raw_to_idx: dict[int, int] = {}
-    for raw, trace in zip(df["raw_variant"].tolist(), df["trace"].tolist()):
+    for raw, trace in zip(df["raw_variant"].tolist(), df["trace"].tolist(), strict=False):
         if trace is None or not hasattr(trace, "__len__"):
             continue
         acts = tuple(model.task_for(names[a]) for a in trace)
@@ -145,15 +145,41 @@ def token_replay_variants(model: ReferenceModel, variants: list[tuple[str, ...]]
              "remaining": int(r["remaining_tokens"]), "produced": int(r["produced_tokens"])} for r in res]
 
 
+def prefix_net(model: ReferenceModel):
+    """The model's net where a case may stop anywhere: an invisible "eater" per place, empty final marking.
+
+    Aligning a running case against it finds its deviations so far, not the steps still to come.
+    """
+    import copy
+
+    from pm4py.objects.petri_net.obj import Marking, PetriNet
+    from pm4py.objects.petri_net.utils.petri_utils import add_arc_from_to
+
+    cached = getattr(model, "_prefix_net", None)
+    if cached is None:
+        net, im, _ = copy.deepcopy((model.net, model.im, model.fm))
+        for p in list(net.places):
+            t = PetriNet.Transition(f"__stop_{p.name}", None)
+            net.transitions.add(t)
+            add_arc_from_to(p, t, net)
+        cached = (net, im, Marking())
+        model._prefix_net = cached
+    return cached
+
+
 def alignment_variants(model: ReferenceModel, variants: list[tuple[str, ...]],
-                       time_limit: float = DEFAULT_TIME_LIMIT) -> list[dict[str, Any] | None]:
-    """pm4py alignments (A* on the state equation, pm4py's default) per variant; None = over the time limit."""
+                       time_limit: float = DEFAULT_TIME_LIMIT, prefix: bool = False) -> list[dict[str, Any] | None]:
+    """pm4py alignments (A* on the state equation, pm4py's default) per variant; None = over the time limit.
+
+    ``prefix``: align against :func:`prefix_net` (running cases).
+    """
     from pm4py.algo.conformance.alignments.petri_net import algorithm as alignments
 
     if not variants:
         return []
     params = {alignments.Parameters.PARAM_MAX_ALIGN_TIME_TRACE: time_limit, "show_progress_bar": False}
-    res = alignments.apply(_event_log(variants), model.net, model.im, model.fm, parameters=params)
+    net, im, fm = prefix_net(model) if prefix else (model.net, model.im, model.fm)
+    res = alignments.apply(_event_log(variants), net, im, fm, parameters=params)
     out: list[dict[str, Any] | None] = []
     for r in res:
         if r is None or r.get("alignment") is None:
@@ -177,6 +203,7 @@ def classify_moves(moves: list[list[Any]], model: ReferenceModel) -> list[dict[s
                 paired[i] = j
                 break
     paired_model = set(paired.values())
+    synced = {lg for lg, md in moves if lg != skip and md != skip}
     done: list[str] = []
     devs: list[dict[str, Any]] = []
     pos = 0
@@ -186,7 +213,7 @@ def classify_moves(moves: list[list[Any]], model: ReferenceModel) -> list[dict[s
             pos += 1
             if i in paired:
                 kind = "wrong order"
-            elif lg in done:
+            elif lg in done or lg in synced:
                 kind = "repeated step"
             else:
                 kind = "unexpected step"
@@ -241,11 +268,11 @@ def variant_results(con, model: ReferenceModel, method: str, variants: list[Vari
     if method == "token-replay":
         fresh = token_replay_variants(model, [v.activities for v in todo])
     else:
-        fresh = alignment_variants(model, [v.activities for v in todo], time_limit)
+        fresh = alignment_variants(model, [v.activities for v in todo], time_limit, prefix=method == "prefix-alignments")
     elapsed = time.perf_counter() - t0
     if model.model_id:
-        _store(con, model.model_id, method, [(v.key, r) for v, r in zip(todo, fresh)], elapsed)
-    cache.update({v.key: r for v, r in zip(todo, fresh)})
+        _store(con, model.model_id, method, [(v.key, r) for v, r in zip(todo, fresh, strict=False)], elapsed)
+    cache.update({v.key: r for v, r in zip(todo, fresh, strict=False)})
     return [cache[v.key] for v in variants], len(todo)
 
 
@@ -268,29 +295,31 @@ def check(con: duckdb.DuckDBPyConnection, model: ReferenceModel, method: str = "
         model.model_id = model.model_id or None
     cases_df, variants = case_traces(con, model)
     results, computed = variant_results(con, model, method, variants, time_limit)
-    diag: list[dict[str, Any] | None]
-    if method == "alignments":
-        diag = results
-    elif deviations:
-        unfit = [i for i, r in enumerate(results) if r is not None and not r["fit"]]
-        found, extra = variant_results(con, model, "alignments", [variants[i] for i in unfit], time_limit)
-        diag = [None] * len(variants)
-        for i, r in zip(unfit, found):
-            diag[i] = r
-    else:
-        diag = [None] * len(variants)
+    diag: list[dict[str, Any] | None] = [None] * len(variants)
+    if deviations:
+        # deviations come from alignments: full ones for finished cases, prefix alignments for running ones
+        running = [bool(v.activities) and v.activities[-1] not in model.final_steps for v in variants]
+        for kind, want in (("alignments", False), ("prefix-alignments", True)):
+            todo = [i for i, r in enumerate(results) if r is not None and not r["fit"] and running[i] == want]
+            if kind == method:
+                found = [results[i] for i in todo]
+            else:
+                found, _ = variant_results(con, model, kind, [variants[i] for i in todo], time_limit)
+            for i, r in zip(todo, found, strict=False):
+                diag[i] = r
     var_devs = [classify_moves(d["moves"], model) if d is not None and not d["fit"] else [] for d in diag]
     done = [r is not None for r in results]
-    n_cases = int(sum(v.cases for v, ok in zip(variants, done) if ok))
-    fitting = int(sum(v.cases for v, r in zip(variants, results) if r is not None and r["fit"]))
+    n_cases = int(sum(v.cases for v, ok in zip(variants, done, strict=False) if ok))
+    fitting = int(sum(v.cases for v, r in zip(variants, results, strict=False) if r is not None and r["fit"]))
     log_fitness = _log_fitness(method, variants, results)
     not_computed = [{"variant": list(v.activities), "cases": v.cases, "reason": f"alignment over the {time_limit:g}s limit"}
-                    for v, r in zip(variants, results) if r is None]
+                    for v, r in zip(variants, results, strict=False) if r is None]
     cases_df["fitting"] = cases_df["variant"].map(lambda i: None if results[i] is None else results[i]["fit"])
     cases_df["fitness"] = cases_df["variant"].map(lambda i: None if results[i] is None else results[i]["fitness"])
     cases_df["deviations"] = cases_df["variant"].map(lambda i: var_devs[i])
-    cases_df["conforming"] = cases_df["variant"].map(
-        lambda i: None if results[i] is None else (results[i]["fit"] or all(d["allowed"] for d in var_devs[i]) and bool(var_devs[i])))
+    conforming = [None if r is None else bool(r["fit"] or (d is not None and all(x["allowed"] for x in devs)))
+                  for r, d, devs in zip(results, diag, var_devs, strict=False)]
+    cases_df["conforming"] = cases_df["variant"].map(lambda i: conforming[i])
     dev_rows, type_rows = summarize_deviations(cases_df, variants, var_devs)
     prec = precision_of(model, variants) if precision and variants else None
     out = ConformanceResult(
@@ -306,7 +335,7 @@ def check(con: duckdb.DuckDBPyConnection, model: ReferenceModel, method: str = "
 
 
 def _log_fitness(method: str, variants: list[Variant], results: list[dict[str, Any] | None]) -> float:
-    pairs = [(v.cases, r) for v, r in zip(variants, results) if r is not None]
+    pairs = [(v.cases, r) for v, r in zip(variants, results, strict=False) if r is not None]
     if not pairs:
         return 0.0
     if method == "token-replay":

@@ -92,6 +92,7 @@ class ReferenceModel:
     ignored: set[str] = field(default_factory=set)  # source activities not checked (side activities)
     allowlist: list[AllowedDeviation] = field(default_factory=list)
     calendar: Calendar | None = None
+    abandoned_after: float | None = None  # an open case without events this long ended in a non-final state
     source_text: str = ""
     annotations_text: str = ""
     path: str | None = None

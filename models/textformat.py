@@ -75,7 +75,7 @@ def compile_text(text: str, path: str = "<text>") -> ReferenceModel:
                 exceptions.append((m.group(1).strip(), m.group(2).strip(), m.group(3).strip(), lineno))
             elif "->" in line:
                 parts = [p.strip() for p in line.split("->")]
-                for left, right in zip(parts, parts[1:]):
+                for left, right in zip(parts, parts[1:], strict=False):
                     op_in, sources = _alternatives(left)
                     op_out, targets = _alternatives(right)
                     edges.append((op_in, sources, op_out, targets, lineno))
@@ -89,7 +89,7 @@ def compile_text(text: str, path: str = "<text>") -> ReferenceModel:
         for s in sources + targets:
             if s not in steps:
                 steps.append(s)
-    for ev, att, handler, lineno in exceptions:
+    for _ev, att, handler, lineno in exceptions:
         for s in (att, handler):
             if s not in steps:
                 raise ModelError(f"line {lineno}: {s!r} is not a step of any transition", where={"file": path, "line": lineno},
