@@ -54,6 +54,8 @@ class Receiver:
         rec = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real webhook endpoints
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -140,3 +142,37 @@ def write_config(path, db_path, body: str):
 
     Path(path).write_text(f'[store]\npath = "{Path(db_path).as_posix()}"\n\n{body}')
     return load_settings(config=path)
+
+
+def main() -> None:
+    """``python tests/receiver.py --port 9999``: print every request that arrives (for the demo)."""
+    import argparse
+    import os
+
+    from coordinator.channels import verify
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--port", type=int, default=9999)
+    args = ap.parse_args()
+    rec = Receiver()
+    rec.server.server_close()
+    rec.server = ThreadingHTTPServer(("127.0.0.1", args.port), rec._handler())
+    secret = os.environ.get("PROCESSLENS_WEBHOOK_SECRET", "")
+    print(f"listening on http://127.0.0.1:{args.port} (Ctrl-C to stop)", flush=True)
+    threading.Thread(target=rec.server.serve_forever, daemon=True).start()
+    seen = 0
+    try:
+        while True:
+            time.sleep(0.2)
+            for r in rec.requests[seen:]:
+                body = r.json
+                ok = verify(r.body, r.headers.get("x-processlens-signature"), secret) if secret else None
+                print(f"{r.path} key={r.key} signature={'valid' if ok else 'INVALID' if ok is False else 'unchecked'} "
+                      f"kind={body.get('kind')} case={body.get('case_id')} {body.get('text', '')}", flush=True)
+            seen = len(rec.requests)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
