@@ -309,3 +309,31 @@ def test_demo_refuses_foreign_store(tmp_path):
     res = _run_demo(*args, "--force")
     assert res.exit_code == 0, res.output
     assert set(_store_events(db)["source"]) == {"ERP", "WMS", "Helpdesk", "PSP"}
+
+
+def test_rebuild_replaces_previous_world(tmp_path):
+    """Stale daily exports of an older world in the same folder would be ingested: they must go."""
+    build_world(tmp_path, cases=150, seed=1, now=datetime(2026, 3, 1, 12, tzinfo=UTC), days=20)
+    old = {f.name for f in (tmp_path / "wms").iterdir()}
+    world = build_world(tmp_path, cases=150, seed=1, now=datetime(2026, 6, 1, 12, tzinfo=UTC), days=20)
+    new = {f.name for f in (tmp_path / "wms").iterdir()}
+    assert old and new and not (old & new)
+    assert set(read_events(tmp_path)["case_id"]) == set(world.truth)
+
+
+def test_config_copy_drops_missing_includes(tmp_path):
+    from processlens.config import load_settings
+    from processlens.demo.world import copy_config
+
+    template = tmp_path / "template"
+    (template / "model").mkdir(parents=True)
+    (template / "model" / "m.txt").write_text("x", encoding="utf-8")
+    (template / "models.toml").write_text('[models]\ndefault = "m"\n', encoding="utf-8")
+    (template / "processlens.toml").write_text(
+        'include = ["models.toml", "rules.toml"]\n\n[jobs.a]\nkind = "csv"\npath = "a.csv"\n', encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    path = copy_config(out, template)
+    assert (out / "model" / "m.txt").exists() and not (out / "rules.toml").exists()
+    settings = load_settings(db=tmp_path / "s.duckdb", config=path)
+    assert settings.section("models")["default"] == "m" and "a" in settings.section("jobs")
