@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from processlens.demo.world import build_world
+from processlens.demo import build_world
 
 BERLIN = ZoneInfo("Europe/Berlin")
 FINAL = {"Close Order", "Reject Order"}
