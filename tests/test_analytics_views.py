@@ -188,3 +188,16 @@ def test_dot_has_every_node_and_edge(con):
             len(result.edges) + len(result.start_activities) + len(result.end_activities))
         for name in result.activities:
             assert f'"{name}" [label=' in dot
+
+
+def test_empty_store_gives_empty_results(tmp_path):
+    from analytics import cases, discover, variants
+    from analytics.pm4py_bridge import DiscoveryError
+    from ingest.store import open_store
+
+    with open_store(tmp_path / "missing.duckdb", read_only=True) as con:
+        assert dfg(con).edges.empty and variants(con).empty and cases(con).empty
+        assert activities(con).empty and bottlenecks(con).empty and kpis(con).empty
+        assert resources(con).workload.empty and to_dot(dfg(con)).startswith("digraph")
+        with pytest.raises(DiscoveryError, match="no cases"):
+            discover(con)
