@@ -31,6 +31,21 @@ def write(con: duckdb.DuckDBPyConnection, actor: str, event: str, *, action_id: 
     )
 
 
+def write_many(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """Append many audit records (keys: actor, event, action_id, rule, case_id, payload_sha256, detail, at)."""
+    if not rows:
+        return
+    from coordinator.outbox import _insert_df
+
+    now = now_utc()
+    df = pd.DataFrame([{
+        "audit_at": r.get("at") or now, "actor": r["actor"], "event": r["event"], "action_id": r.get("action_id"),
+        "rule": r.get("rule"), "case_id": r.get("case_id"), "payload_sha256": r.get("payload_sha256"),
+        "detail": r.get("detail"),
+    } for r in rows])
+    _insert_df(con, "action_audit", df.astype({"action_id": "Int64"}))
+
+
 def trail(con: duckdb.DuckDBPyConnection, action_id: int | None = None, case_id: str | None = None,
           limit: int = 1000) -> pd.DataFrame:
     """Audit records of one action or one case (or all), newest last."""

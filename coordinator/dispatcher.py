@@ -180,43 +180,45 @@ class Dispatcher:
         stats.skipped_lease_lost += len(claimed) - len(results)
         by_id = {a["action_id"]: a for a in claimed}
         nxt: list[dict[str, Any]] = []
+        rows, audits, delivered = [], [], []
+        outcomes: dict[str, list[tuple[datetime, bool, str]]] = {}
+        for action_id, (res, started, ended) in sorted(results.items()):
+            a = by_id[action_id]
+            attempt = int(a["attempts"]) + 1
+            outcome = "delivered" if res.ok else ("refused" if res.refused else "failed")
+            nxt_at = None
+            if res.ok:
+                status, event = "delivered", "delivered"
+                stats.delivered += 1
+                delivered.append({**a, "delivered_at": ended})
+            else:
+                stats.failed += 1
+                if res.refused:
+                    status, event = "refused", "refused"
+                    stats.refused += 1
+                elif not res.retryable or attempt >= int(a["dead_after"]):
+                    status, event = "dead", "dead_lettered"
+                    stats.dead += 1
+                else:
+                    status, event = "pending", "attempt"
+                    nxt_at = ended + timedelta(seconds=backoff_seconds(attempt, self.cs, res.retry_after))
+            rows.append({"action_id": action_id, "attempt": attempt, "worker": self.worker, "started_at": started,
+                         "ended_at": ended, "outcome": outcome, "status_code": res.status_code, "error": res.error,
+                         "duration_ms": res.duration_ms, "new_status": status, "next_attempt_at": nxt_at})
+            detail = f"attempt {attempt}: " + (str(res.status_code) if res.ok else str(res.error))
+            if nxt_at is not None:
+                detail += f"; next at {nxt_at:%Y-%m-%d %H:%M:%S}"
+            audits.append({"actor": self.worker, "event": event, "action_id": action_id, "rule": a["rule"],
+                           "case_id": a["case_id"], "payload_sha256": a["payload_sha256"], "detail": detail, "at": ended})
+            if a["rule"]:
+                outcomes.setdefault(a["rule"], []).append((ended, res.ok, res.error or ""))
         with self._lock, self._store() as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                delivered = []
-                for action_id, (res, started, ended) in sorted(results.items()):
-                    a = by_id[action_id]
-                    attempt = int(a["attempts"]) + 1
-                    outcome = "delivered" if res.ok else ("refused" if res.refused else "failed")
-                    outbox.record_attempt(con, action_id, attempt, self.worker, started, ended, outcome,
-                                          res.status_code, res.error, res.duration_ms)
-                    if res.ok:
-                        outbox.mark_delivered(con, action_id, ended, res.status_code)
-                        audit.write(con, self.worker, "delivered", action_id=action_id, rule=a["rule"], case_id=a["case_id"],
-                                    payload_sha256=a["payload_sha256"], detail=f"attempt {attempt}: {res.status_code}")
-                        delivered.append({**a, "delivered_at": ended})
-                        stats.delivered += 1
-                        if a["rule"]:
-                            outbox.upsert_rule_state(con, a["rule"], consecutive_failures=0)
-                        continue
-                    stats.failed += 1
-                    if res.refused:
-                        status, nxt = "refused", None
-                        stats.refused += 1
-                    elif not res.retryable or attempt >= int(a["dead_after"]):
-                        status, nxt = "dead", None
-                        stats.dead += 1
-                    else:
-                        status = "pending"
-                        nxt = ended + timedelta(seconds=backoff_seconds(attempt, self.cs, res.retry_after))
-                    outbox.mark_failed(con, action_id, res.error or "failed", res.status_code, nxt, status)
-                    audit.write(con, self.worker, "attempt" if status == "pending" else
-                                ("dead_lettered" if status == "dead" else "refused"),
-                                action_id=action_id, rule=a["rule"], case_id=a["case_id"],
-                                payload_sha256=a["payload_sha256"],
-                                detail=f"attempt {attempt}: {res.error}" + (f"; next at {nxt:%Y-%m-%d %H:%M:%S}" if nxt else ""))
-                    if a["rule"]:
-                        self._count_failure(con, a["rule"], res.error or "failed", stats)
+                outbox.record_results(con, rows)
+                audit.write_many(con, audits)
+                for rule_name, seq in outcomes.items():
+                    self._count_outcomes(con, rule_name, sorted(seq), stats)
                 if delivered and self.cs.timeline_events:
                     audit.add_timeline_events(con, delivered)
                 if claim_next:
@@ -227,17 +229,26 @@ class Dispatcher:
                 raise
         return nxt
 
-    def _count_failure(self, con: Any, rule_name: str, error: str, stats: DispatchStats) -> None:
-        n = outbox.bump_failures(con, rule_name)
+    def _count_outcomes(self, con: Any, rule_name: str, seq: list[tuple[datetime, bool, str]],
+                        stats: DispatchStats) -> None:
+        """Consecutive failures of a rule over this batch (in time order); disable it at the limit."""
+        row = con.execute("SELECT consecutive_failures, enabled FROM rule_state WHERE rule = ?", [rule_name]).fetchone()
+        count, enabled = (row[0], row[1]) if row else (0, True)
         rule = self.rules.get(rule_name)
         limit = rule.disable_after if rule else 5
-        state = con.execute("SELECT enabled FROM rule_state WHERE rule = ?", [rule_name]).fetchone()
-        if n >= limit and state and state[0]:
-            reason = f"disabled after {n} consecutive failed deliveries; last error: {error}"
-            outbox.upsert_rule_state(con, rule_name, enabled=False, disabled_reason=reason, disabled_at=outbox.now_utc())
-            audit.write(con, self.worker, "rule_disabled", rule=rule_name, detail=reason)
+        disabled_reason = None
+        for _, ok, error in seq:
+            count = 0 if ok else count + 1
+            if not ok and count >= limit and enabled and disabled_reason is None:
+                disabled_reason = f"disabled after {count} consecutive failed deliveries; last error: {error}"
+        values: dict[str, Any] = {"consecutive_failures": count}
+        if disabled_reason:
+            values.update(enabled=False, disabled_reason=disabled_reason, disabled_at=outbox.now_utc())
+            audit.write(con, self.worker, "rule_disabled", rule=rule_name, detail=disabled_reason)
             stats.rules_disabled.append(rule_name)
-            log.warning("rule %s %s", rule_name, reason)
+            log.warning("rule %s %s", rule_name, disabled_reason)
+        if row is None or count != row[0] or disabled_reason:
+            outbox.upsert_rule_state(con, rule_name, **values)
 
     # -- until nothing is due ----------------------------------------------------------------------
     def drain(self, max_rounds: int | None = None, stop: threading.Event | None = None) -> DispatchStats:

@@ -233,6 +233,7 @@ def _decide(con: duckdb.DuckDBPyConnection, rule: Rule, df: pd.DataFrame, out: R
         used = outbox.created_since(con, rule.name, outbox.now_utc() - timedelta(hours=1))
         left = max(rule.max_per_hour - used, 0)
         budget = left if budget is None else min(budget, left)
+    rows, audits = [], []
     for match in df.to_dict(orient="records"):
         case_id = str(match["case_id"])
         if case_id in cooling:
@@ -245,23 +246,23 @@ def _decide(con: duckdb.DuckDBPyConnection, rule: Rule, df: pd.DataFrame, out: R
         if dry_run or rule.mode == "dry_run":
             continue
         try:
-            row = build_action(match=match, action=rule.action, target=rule.target, kind=rule.when, rule=rule.name,
-                               actor=f"rule:{rule.name}", origin="rule", mode=rule.mode, cs=cs, now=now,
-                               text=rule.text, extra=rule.payload)
+            rows.append(build_action(match=match, action=rule.action, target=rule.target, kind=rule.when, rule=rule.name,
+                                     actor=f"rule:{rule.name}", origin="rule", mode=rule.mode, cs=cs, now=now,
+                                     text=rule.text, extra=rule.payload))
         except ActionError as exc:
             out.refused += 1
-            audit.write(con, f"rule:{rule.name}", "refused", rule=rule.name, case_id=case_id, detail=exc.message)
-            continue
-        action_id = outbox.insert_action(con, row)
-        out.action_ids.append(action_id)
-        if row["status"] == "refused":
-            out.refused += 1
-            audit.write(con, row["actor"], "refused", action_id=action_id, rule=rule.name, case_id=case_id,
-                        payload_sha256=outbox.sha256(row["payload"]), detail=row["last_error"])
-        else:
-            out.created += 1
-            audit.write(con, row["actor"], "created", action_id=action_id, rule=rule.name, case_id=case_id,
-                        payload_sha256=outbox.sha256(row["payload"]), detail=row["reason"])
+            audits.append({"actor": f"rule:{rule.name}", "event": "refused", "rule": rule.name, "case_id": case_id,
+                           "detail": exc.message})
+    ids = outbox.insert_actions(con, rows)
+    out.action_ids.extend(ids)
+    for action_id, row in zip(ids, rows, strict=True):
+        refused = row["status"] == "refused"
+        out.refused += refused
+        out.created += not refused
+        audits.append({"actor": row["actor"], "event": "refused" if refused else "created", "action_id": action_id,
+                       "rule": rule.name, "case_id": row["case_id"], "payload_sha256": outbox.sha256(row["payload"]),
+                       "detail": row["last_error"] if refused else row["reason"]})
+    audit.write_many(con, audits)
     if not dry_run:
         values: dict[str, Any] = {"last_run_at": outbox.now_utc(), "last_matched": out.matched, "last_created": out.created}
         if rule.when == "event":

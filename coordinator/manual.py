@@ -97,25 +97,26 @@ def enqueue_manual(con: duckdb.DuckDBPyConnection, case_ids: list[str], action: 
     if missing:
         raise ActionError(f"unknown case id(s): {', '.join(missing[:10])}" + (" …" if len(missing) > 10 else ""),
                           hint="check the ids against the store (processlens mine cases)")
-    out = []
+    rows = []
+    for i, match in enumerate(ctx.to_dict(orient="records")):
+        rows.append(build_action(match=match, action=r.action, target=r.target, kind="manual", rule=None, actor=actor,
+                                 origin="manual", mode="automatic", cs=cs, now=now, text=text or r.text,
+                                 extra=r.payload, reason=f"requested by {actor}"))
+        if progress:
+            progress(i + 1, len(ctx))
     con.execute("BEGIN TRANSACTION")
     try:
-        for i, match in enumerate(ctx.to_dict(orient="records")):
-            row = build_action(match=match, action=r.action, target=r.target, kind="manual", rule=None, actor=actor,
-                               origin="manual", mode="automatic", cs=cs, now=now, text=text or r.text,
-                               extra=r.payload, reason=f"requested by {actor}")
-            action_id = outbox.insert_action(con, row)
-            audit.write(con, actor, "refused" if row["status"] == "refused" else "created", action_id=action_id,
-                        case_id=row["case_id"], payload_sha256=outbox.sha256(row["payload"]),
-                        detail=row["last_error"] or f"manual {r.action} (target of rule {r.name})")
-            out.append(action_id)
-            if progress:
-                progress(i + 1, len(ctx))
+        ids = outbox.insert_actions(con, rows)
+        audit.write_many(con, [{
+            "actor": actor, "event": "refused" if row["status"] == "refused" else "created", "action_id": action_id,
+            "case_id": row["case_id"], "payload_sha256": outbox.sha256(row["payload"]),
+            "detail": row["last_error"] or f"manual {r.action} (target of rule {r.name})",
+        } for action_id, row in zip(ids, rows, strict=True)])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return out
+    return ids
 
 
 def _one(con: duckdb.DuckDBPyConnection, action_id: int) -> dict[str, Any]:

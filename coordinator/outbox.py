@@ -64,6 +64,64 @@ def insert_action(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> int:
     return action_id
 
 
+def insert_actions(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert many actions in one statement (same columns as :func:`insert_action`); returns ids in order."""
+    if not rows:
+        return []
+    ids = [r[0] for r in con.execute("SELECT nextval('action_id_seq') FROM range(?)", [len(rows)]).fetchall()]
+    prepared = []
+    for action_id, row in zip(ids, rows, strict=True):
+        row = {**row, "action_id": action_id}
+        row.setdefault("idempotency_key", new_key())
+        row["payload_sha256"] = sha256(row["payload"])
+        for key in ("target", "details"):
+            row[key] = json.dumps(row.get(key) or {}, default=str, sort_keys=True)
+        prepared.append(row)
+    cols = [c for c in ACTION_COLUMNS if c in prepared[0]]
+    df = pd.DataFrame([{c: r.get(c) for c in cols} for r in prepared], columns=cols)
+    _insert_df(con, "actions", df, casts={"target": "JSON", "details": "JSON"})
+    return ids
+
+
+def _insert_df(con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame, casts: dict[str, str] | None = None) -> None:
+    """INSERT the rows of a DataFrame by column name (types cast by DuckDB)."""
+    name = f"_pl_{table}_rows"
+    con.execute("SELECT 1").fetchall()  # register() refuses to run beside an unfinished result
+    con.register(name, df)
+    try:
+        sel = ", ".join(f"CAST({c} AS {casts[c]})" if casts and c in casts else c for c in df.columns)
+        con.execute(f"INSERT INTO {table} ({', '.join(df.columns)}) SELECT {sel} FROM {name}")
+    finally:
+        con.unregister(name)
+
+
+def record_results(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """Set-based recording of a batch of attempts: one row per action with action_id, attempt, worker,
+    started_at, ended_at, outcome, status_code, error, duration_ms, new_status, next_attempt_at."""
+    if not rows:
+        return
+    df = pd.DataFrame(rows)
+    att = df[["action_id", "attempt", "worker", "started_at", "ended_at", "outcome", "status_code", "error", "duration_ms"]]
+    _insert_df(con, "action_attempts", att.astype({"status_code": "Int64"}))
+    name = "_pl_results"
+    con.execute("SELECT 1").fetchall()
+    con.register(name, df.astype({"status_code": "Int64"}))
+    try:
+        con.execute(
+            f"""
+            UPDATE actions SET status = r.new_status, attempts = actions.attempts + 1,
+                   delivered_at = CASE WHEN r.outcome = 'delivered' THEN r.ended_at ELSE actions.delivered_at END,
+                   last_status_code = r.status_code,
+                   last_error = CASE WHEN r.outcome = 'delivered' THEN NULL ELSE r.error END,
+                   next_attempt_at = coalesce(r.next_attempt_at, actions.next_attempt_at),
+                   lease_owner = NULL, lease_expires_at = NULL
+            FROM {name} r WHERE actions.action_id = r.action_id
+            """
+        )
+    finally:
+        con.unregister(name)
+
+
 def cases_in_cooldown(con: duckdb.DuckDBPyConnection, rule: str, decided_at: datetime, seconds: float) -> set[str]:
     """Cases this rule acted on (any status but rejected) within ``seconds`` before ``decided_at`` (or later)."""
     since = decided_at - timedelta(seconds=seconds)
