@@ -155,6 +155,10 @@ def run_scheduler(
         while True:
             last = run_cycle(settings, jobs, log, busy_timeout)
             cycles += 1
+            if once and last and not due_jobs(jobs, last, _now()):  # tell when something will happen
+                upcoming = sorted((parse_schedule(j.schedule).next_after(last[j.name]), j.name) for j in jobs if j.name in last)
+                if upcoming:
+                    log(f"{_now():%Y-%m-%d %H:%M:%S}Z next due: {upcoming[0][1]} at {upcoming[0][0]:%Y-%m-%d %H:%M:%S}Z")
             if once or (max_cycles is not None and cycles >= max_cycles):
                 return cycles
             wait = seconds_until_next(jobs, last, _now()) if last else tick
