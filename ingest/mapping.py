@@ -8,6 +8,17 @@ from typing import Any
 from processlens.errors import ConfigError
 
 
+def check_timezone(tz: str, where: str = "mapping") -> None:
+    """Refuse a time zone name that is not in the IANA database (e.g. a typo like Europe/Berln)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"unknown time zone {tz!r} in {where}",
+                          hint="use an IANA name such as UTC, Europe/Berlin or America/New_York") from exc
+
+
 @dataclass
 class Correlation:
     """Join records of one system to cases of another through a shared key.
@@ -59,12 +70,31 @@ class Mapping:
         for required in ("activity", "timestamp"):
             if not data.get(required):
                 raise ConfigError(f"{where} needs '{required}' (the column that holds it)", hint="add it to the mapping")
+        for key in ("case_attributes", "drop"):
+            value = data.get(key)
+            if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise ConfigError(f"'{key}' in {where} must be a list of column names, not {value!r}",
+                                  hint=f'write it like {key} = ["customer", "region"]')
+        for key in ("activity", "timestamp", "case", "start_timestamp", "resource", "lifecycle", "record_id",
+                    "timestamp_format", "timezone", "activity_prefix"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise ConfigError(f"'{key}' in {where} must be a string (a column name), not {data[key]!r}",
+                                  hint=f'write it like {key} = "column"')
+        if data.get("timezone"):
+            check_timezone(data["timezone"], where)
         data = dict(data)
         corr = data.pop("correlation", None)
         if isinstance(corr, str):
             corr = Correlation(key=corr)
         elif isinstance(corr, dict):
+            bad = set(corr) - {"key", "name"}
+            if bad or not isinstance(corr.get("key"), str):
+                raise ConfigError(f"'correlation' in {where} must be {{ key = \"column\" }} (optionally name = \"...\")",
+                                  hint='e.g. correlation = { key = "ticket_id" }')
             corr = Correlation(**corr)
+        elif corr is not None:
+            raise ConfigError(f"'correlation' in {where} must be a column name or {{ key = \"column\" }}",
+                              hint='e.g. correlation = { key = "ticket_id" }')
         mapping = cls(**data, correlation=corr)
         if not mapping.case and not mapping.correlation:
             raise ConfigError(f"{where} needs 'case' or 'correlation'", hint="name the case id column")

@@ -74,6 +74,8 @@ def test_jobs_parse_with_defaults(tmp_path: Path):
     (CSV_JOB.format(extra="sep = 3").replace('sep = ";"\n', ""), ["wms", "sep", "string"]),
     (CSV_JOB.replace('activity = "step"\n', "").format(extra=""), ["activity", "jobs.wms.mapping"]),
     ("[jobs.x]\nkind = \"csv\"\npath = \"a.csv\"\n", ["x", "mapping"]),
+    (CSV_JOB.format(extra="") + 'timezone = "Europe/Berln"\n', ["Europe/Berln", "jobs.wms.mapping", "IANA"]),
+    (CSV_JOB.format(extra="") + 'correlation = { column = "t" }\n', ["correlation", "key", "jobs.wms.mapping"]),
 ])
 def test_config_errors_name_job_key_and_file(tmp_path: Path, body: str, words: list[str]):
     settings = write(tmp_path, body)

@@ -39,7 +39,7 @@ import duckdb
 import httpx
 
 from ingest.loader import Batch
-from ingest.sources.json_file import iter_records, records_to_table
+from ingest.sources.json_file import arrow_table, iter_records, records_to_table
 from ingest.sources.sqlite_db import encode_cursor, max_value
 from processlens.errors import SourceError
 
@@ -275,15 +275,18 @@ def batches(
                     records.append(rec)
             if opts.cursor:
                 high = max_value(high, [r.get(opts.cursor) for r in records])
-            if records:
-                records_to_table(con, "_http_page", records, location=url)
-            batch = Batch(relation="_http_page" if records else "", location=url, line_offset=None,
+            data = None
+            if records:  # typed on a cursor of its own: an error there must not abort the run's transaction
+                work = con.cursor()
+                try:
+                    records_to_table(work, "_http_page", records, location=url)
+                    data = arrow_table(work.execute("SELECT * FROM _http_page"))
+                finally:
+                    work.close()
+            batch = Batch(relation="_http_page" if records else "", data=data, location=url, line_offset=None,
                           position_offset=offset, source_rejects=rejects, schemaless=True,
                           cursor=encode_cursor(high) if opts.cursor and high is not None else None)
             offset += len(records)
-            try:
-                yield batch
-            finally:
-                con.execute("DROP TABLE IF EXISTS _http_page")
+            yield batch
     finally:
         fetcher.close()
