@@ -146,13 +146,15 @@ url = "{url}/exc"
                                f"b{i % 5:06d}x{i},Approve Order,2026-01-02 09:00:00\n"
                                f"b{i % 5:06d}x{i},Payment Failed,2026-01-02 10:00:00\n")
                 before = len([r for r in rec.succeeded() if r.path == path])
+                returned = time.time()
                 subprocess.run([*CLI, "--db", str(db), "ingest", "file", str(csv), "--case", "case", "--activity",
                                 "activity", "--timestamp", "timestamp", "--source", "PSP", "--json"],
                                env=_env(cfg), check=True, capture_output=True)
                 with open_store(db, read_only=True) as con:  # the run's end is written just before its commit
                     ended = con.execute("SELECT max(ended_at) FROM ingest_runs WHERE job = ?", [f"file:{csv.name}"]
                                         ).fetchone()[0]
-                committed = ended.replace(tzinfo=UTC).timestamp()
+                # the commit happened before the process exited; fall back to the start of the command
+                committed = ended.replace(tzinfo=UTC).timestamp() if ended else returned
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline:
                     arrived = [r for r in rec.succeeded() if r.path == path]

@@ -76,6 +76,9 @@ def run_loop(settings: Any, *, max_cycles: int | None = None, stop: threading.Ev
             except ProcesslensError as exc:
                 log.error("coordinator cycle failed: %s", exc.message)
                 result = CycleResult(None, DispatchStats(), exc.message)
+            except Exception as exc:  # keep the service alive; the next cycle tries again
+                log.exception("coordinator cycle failed")
+                result = CycleResult(None, DispatchStats(), f"{type(exc).__name__}: {exc}")
             if evaluate_now:
                 next_eval = time.monotonic() + cs.interval
             if on_cycle:

@@ -42,7 +42,7 @@ def demo_store(tmp_path_factory):
     from processlens.demo.world import build_world
 
     root = tmp_path_factory.mktemp("demo")
-    world = build_world(root / "world", cases=500, seed=11, now=NOW)
+    world = build_world(root / "world", cases=300, seed=11, now=NOW)
     db = root / "demo.duckdb"
     results = run_jobs(load_settings(db=db, config=world.config_path), progress=False)
     assert all(r.status == "succeeded" for r in results), [r.error for r in results]
