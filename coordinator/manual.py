@@ -49,7 +49,8 @@ def _case_context(con: duckdb.DuckDBPyConnection, case_ids: list[str], settings:
         """,
         [ids],
     ).df()
-    base = base.set_index("case_id").reindex([i for i in ids if i in set(base["case_id"])]).reset_index()
+    present = set(base["case_id"])
+    base = base.set_index("case_id").reindex([i for i in ids if i in present]).reset_index()
     base["waited_seconds"] = (pd.Timestamp(now) - pd.to_datetime(base["last_ts"])).dt.total_seconds()
     base["step"] = base["last_activity"]
     try:
