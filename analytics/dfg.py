@@ -57,10 +57,13 @@ def dfg(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, *, calendar: 
         "SELECT 'e', last_activity_id, count(*) FROM cs GROUP BY ALL UNION ALL "
         "SELECT 'n', NULL, count(*) FROM cs"
     )).fetchall()
-    acts = con.execute(p.sql("SELECT activity_id, count(*) FROM ev GROUP BY activity_id")).fetchall()
-    start = {names[a]: int(n) for k, a, n in sorted(ends, key=lambda r: -r[2]) if k == "s"}
-    end = {names[a]: int(n) for k, a, n in sorted(ends, key=lambda r: -r[2]) if k == "e"}
+    start = {names[a]: int(n) for k, a, n in sorted(ends, key=lambda r: (-r[2], names[r[1]] if r[1] else "")) if k == "s"}
+    end = {names[a]: int(n) for k, a, n in sorted(ends, key=lambda r: (-r[2], names[r[1]] if r[1] else "")) if k == "e"}
     n_cases = next((int(n) for k, _, n in ends if k == "n"), 0)
+    # every event is either the first of its case or the target of exactly one pair: no scan of the events needed
+    counts = edges.groupby("target")["frequency"].sum().to_dict() if len(edges) else {}
+    for a, n in start.items():
+        counts[a] = counts.get(a, 0) + n
+    acts = {a: int(n) for a, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))}
     return DFGResult(edges=edges.reset_index(drop=True), start_activities=start, end_activities=end,
-                     activities={names[a]: int(n) for a, n in sorted(acts, key=lambda r: -r[1])}, cases=n_cases,
-                     working_time=calendar is not None)
+                     activities=acts, cases=n_cases, working_time=calendar is not None)
