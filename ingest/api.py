@@ -133,6 +133,7 @@ def ingest_file(
     source = source or path.name
     tz = check_timezone(con, timezone or "UTC")
     show = sys.stderr.isatty() if progress is None else progress
+    con.execute("SET enable_progress_bar_print = false")  # DuckDB's own bar would go to stdout (breaks --json)
     explicit = {k: v for k, v in dict(case=case, activity=activity, timestamp=timestamp, start_timestamp=start_timestamp,
                                        resource=resource, lifecycle=lifecycle).items() if v}
     if kind == "ocel":
