@@ -233,23 +233,32 @@ def classify_moves(moves: list[list[Any]], model: ReferenceModel) -> list[dict[s
 
 # --- cache ---------------------------------------------------------------------------------------
 
-def _cached(con, model_id: int, method: str, keys: list[str]) -> dict[str, dict[str, Any] | None]:
+def _cached(con, model_id: int, method: str, keys: list[str], time_limit: float) -> dict[str, dict[str, Any] | None]:
+    """Cached results; a variant not computed before counts only if it was tried with at least this limit."""
     if not keys:
         return {}
     rows = con.execute(
         "SELECT variant_key, status, result FROM conformance_variants WHERE model_id = ? AND method = ? "
         "AND variant_key IN (SELECT unnest(?))", [model_id, method, keys]).fetchall()
-    return {k: (json.loads(r) if st == "computed" else None) for k, st, r in rows}
+    out: dict[str, dict[str, Any] | None] = {}
+    for k, st, r in rows:
+        data = json.loads(r) if r else {}
+        if st == "computed":
+            out[k] = data
+        elif data.get("time_limit", 0.0) >= time_limit:
+            out[k] = None
+    return out
 
 
-def _store(con, model_id: int, method: str, rows: list[tuple[str, dict[str, Any] | None]], seconds: float) -> None:
+def _store(con, model_id: int, method: str, rows: list[tuple[str, dict[str, Any] | None]], seconds: float,
+           time_limit: float) -> None:
     if not rows:
         return
     per = seconds / len(rows)
     data = pd.DataFrame({
         "model_id": model_id, "method": method, "variant_key": [k for k, _ in rows],
         "status": ["computed" if r is not None else "not computed" for _, r in rows],
-        "result": [json.dumps(r) if r is not None else None for _, r in rows], "seconds": per})
+        "result": [json.dumps(r if r is not None else {"time_limit": time_limit}) for _, r in rows], "seconds": per})
     try:
         con.register("_pl_conf_rows", data)
         con.execute("INSERT OR REPLACE INTO conformance_variants (model_id, method, variant_key, status, result, seconds) "
@@ -262,7 +271,7 @@ def _store(con, model_id: int, method: str, rows: list[tuple[str, dict[str, Any]
 def variant_results(con, model: ReferenceModel, method: str, variants: list[Variant],
                     time_limit: float = DEFAULT_TIME_LIMIT) -> tuple[list[dict[str, Any] | None], int]:
     """Results per variant (None = not computed), from the cache where possible; returns (results, computed)."""
-    cache = _cached(con, model.model_id, method, [v.key for v in variants]) if model.model_id else {}
+    cache = _cached(con, model.model_id, method, [v.key for v in variants], time_limit) if model.model_id else {}
     todo = [v for v in variants if v.key not in cache]
     t0 = time.perf_counter()
     if method == "token-replay":
@@ -271,7 +280,7 @@ def variant_results(con, model: ReferenceModel, method: str, variants: list[Vari
         fresh = alignment_variants(model, [v.activities for v in todo], time_limit, prefix=method == "prefix-alignments")
     elapsed = time.perf_counter() - t0
     if model.model_id:
-        _store(con, model.model_id, method, [(v.key, r) for v, r in zip(todo, fresh, strict=False)], elapsed)
+        _store(con, model.model_id, method, [(v.key, r) for v, r in zip(todo, fresh, strict=False)], elapsed, time_limit)
     cache.update({v.key: r for v, r in zip(todo, fresh, strict=False)})
     return [cache[v.key] for v in variants], len(todo)
 
@@ -298,16 +307,20 @@ def check(con: duckdb.DuckDBPyConnection, model: ReferenceModel, method: str = "
     diag: list[dict[str, Any] | None] = [None] * len(variants)
     if deviations:
         # deviations come from alignments: full ones for finished cases, prefix alignments for running ones
+        # (token replay passes over activities the model does not know, as pm4py does; they are still deviations)
         running = [bool(v.activities) and v.activities[-1] not in model.final_steps for v in variants]
+        labels = model.labels
+        suspect = [r is not None and (not r["fit"] or any(a not in labels for a in v.activities))
+                   for v, r in zip(variants, results, strict=True)]
         for kind, want in (("alignments", False), ("prefix-alignments", True)):
-            todo = [i for i, r in enumerate(results) if r is not None and not r["fit"] and running[i] == want]
+            todo = [i for i in range(len(variants)) if suspect[i] and running[i] == want]
             if kind == method:
                 found = [results[i] for i in todo]
             else:
                 found, _ = variant_results(con, model, kind, [variants[i] for i in todo], time_limit)
             for i, r in zip(todo, found, strict=False):
                 diag[i] = r
-    var_devs = [classify_moves(d["moves"], model) if d is not None and not d["fit"] else [] for d in diag]
+    var_devs = [classify_moves(d["moves"], model) if d is not None else [] for d in diag]
     done = [r is not None for r in results]
     n_cases = int(sum(v.cases for v, ok in zip(variants, done, strict=False) if ok))
     fitting = int(sum(v.cases for v, r in zip(variants, results, strict=False) if r is not None and r["fit"]))
@@ -317,7 +330,7 @@ def check(con: duckdb.DuckDBPyConnection, model: ReferenceModel, method: str = "
     cases_df["fitting"] = cases_df["variant"].map(lambda i: None if results[i] is None else results[i]["fit"])
     cases_df["fitness"] = cases_df["variant"].map(lambda i: None if results[i] is None else results[i]["fitness"])
     cases_df["deviations"] = cases_df["variant"].map(lambda i: var_devs[i])
-    conforming = [None if r is None else bool(r["fit"] or (d is not None and all(x["allowed"] for x in devs)))
+    conforming = [None if r is None else (all(x["allowed"] for x in devs) if d is not None else bool(r["fit"]))
                   for r, d, devs in zip(results, diag, var_devs, strict=False)]
     cases_df["conforming"] = cases_df["variant"].map(lambda i: conforming[i])
     dev_rows, type_rows = summarize_deviations(cases_df, variants, var_devs)
