@@ -15,7 +15,8 @@ from dashboard import data
 from dashboard.filters import FilterError, ViewFilter
 
 KEYS = ("from", "to", "source", "attr", "variant")
-OTHER_KEYS = ("case",)  # page parameters that survive filter rewrites
+OTHER_KEYS = ("case",)
+WIDGET_KEYS = ("flt_range", "flt_attr_name", "flt_attr_values", "flt_variant")  # page parameters that survive filter rewrites
 
 
 def _url_params() -> dict[str, list[str]]:
@@ -26,16 +27,21 @@ def _normalise(params: dict) -> dict[str, list[str]]:
     return {k: (v if isinstance(v, list) else [v]) for k, v in params.items()}
 
 
-def _adopt(flt: ViewFilter) -> None:
-    """Put ``flt`` into the widgets' session state."""
-    st.session_state["flt_range"] = tuple(d for d in (flt.start, flt.end) if d) if (flt.start and flt.end) else ()
-    st.session_state["flt_sources"] = list(flt.sources)
+def _adopt(flt: ViewFilter, only_missing: bool = False) -> None:
+    """Put ``flt`` into the widgets' session state (only into keys Streamlit dropped, if ``only_missing``)."""
     name, values = (flt.attrs[0] if flt.attrs else ("", ()))
-    st.session_state["flt_attr_name"] = name
-    st.session_state["flt_attr_values"] = list(values)
-    st.session_state["flt_attr_extra"] = flt.attrs[1:]
-    st.session_state["flt_variant"] = flt.variant or ""
-    st.session_state["_flt_open_bounds"] = (flt.start if not flt.end else None, flt.end if not flt.start else None)
+    state = {
+        "flt_range": tuple(d for d in (flt.start, flt.end) if d) if (flt.start and flt.end) else (),
+        "flt_sources": list(flt.sources),
+        "flt_attr_name": name,
+        "flt_attr_values": list(values),
+        "flt_attr_extra": flt.attrs[1:],
+        "flt_variant": flt.variant or "",
+        "_flt_open_bounds": (flt.start if not flt.end else None, flt.end if not flt.start else None),
+    }
+    for key, value in state.items():
+        if not only_missing or key not in st.session_state:
+            st.session_state[key] = value
 
 
 def _clear() -> None:
@@ -57,6 +63,10 @@ def render() -> ViewFilter:
         except FilterError as exc:
             st.sidebar.warning(f"{exc.message}. {exc.hint or ''}")
             _adopt(ViewFilter())
+    else:
+        # Streamlit drops the state of widgets it did not draw (e.g. around a page switch): refill
+        # what is missing from our own copy of the filter, never overwriting a fresh change.
+        _adopt(st.session_state.get("_flt", ViewFilter()), only_missing=True)
 
     bounds = data.attempt("time_bounds")
     lo, hi = bounds.value if bounds.ok and bounds.value else (None, None)
@@ -86,8 +96,8 @@ def render() -> ViewFilter:
             sel_sources = []
         attrs_df = data.attempt("case_attribute_names").value
         names = [""] + (list(attrs_df["name"]) if attrs_df is not None and len(attrs_df) else [])
-        if st.session_state.get("flt_attr_name") not in names:
-            names.append(st.session_state["flt_attr_name"])
+        if st.session_state.get("flt_attr_name", "") not in names:
+            names.append(st.session_state.get("flt_attr_name", ""))
         attr_name = sb.selectbox("Case attribute", names, key="flt_attr_name",
                                  format_func=lambda n: n or "(any)") if len(names) > 1 else ""
         attrs: list[tuple[str, tuple[str, ...]]] = []
