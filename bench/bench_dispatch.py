@@ -184,6 +184,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=10, help="latency samples per trigger")
     ap.add_argument("--out", default=str(ROOT / "docs" / "perf" / "dispatch.md"))
     args = ap.parse_args()
+    load_before = os.getloadavg()[0]
     rows = []
     for n in [int(x) for x in args.sizes.split(",")]:
         r = throughput(n)
@@ -201,6 +202,8 @@ def main() -> None:
         "local HTTP receiver; each request signed (HMAC-SHA256) with an idempotency key, leased, recorded with its attempt,",
         "audit record and timeline event. Batch 100, 8 concurrent requests. Peak RSS of the coordinator process (wait4).",
         "No pm4py counterpart exists for delivery.",
+        f"Load average (1 min) on the machine: {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
+        f"({os.cpu_count()} cores; other work was running, so absolute numbers are pessimistic).",
         "",
         "| actions | queue (s) | run incl. start-up (s) | sending phase (s) | actions/s (run) | actions/s (sending) | peak RSS (MB) |",
         "|---:|---:|---:|---:|---:|---:|---:|",

@@ -160,3 +160,36 @@ url = "https://not-allowed.example.org/x"
     p = subprocess.run([*CLI, "rules", "test", "nope", "--json"], env=env_for(cfg), capture_output=True, text=True,
                        timeout=120)
     assert p.returncode == 2 and json.loads(p.stdout)["error"] == "ConfigError"
+
+
+def test_heartbeats_keep_a_slow_send_leased(setup):
+    """A send that outlasts the lease keeps it by heartbeats: another dispatcher cannot take the action."""
+    from coordinator.dispatcher import Dispatcher
+
+    tmp, db, receiver = setup
+    cfg = tmp / "processlens.toml"
+    s = write_config(cfg, db, config(receiver.url, lease="1500ms", batch=5, concurrency=1))
+    (key,) = queue(db, s, 1)
+    receiver.delay = 4.0  # longer than the lease
+    proc = subprocess.Popen([*CLI, "coordinator", "run", "--once", "--no-evaluate"], env=env_for(cfg),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not receiver.requests and time.monotonic() < deadline:  # recorded when the slow answer is sent
+            with open_store(db, read_only=True) as con:
+                if con.execute("SELECT count(*) FROM actions WHERE lease_owner IS NOT NULL").fetchone()[0]:
+                    break
+            time.sleep(0.05)
+        time.sleep(2.0)  # now past the first lease: only heartbeats keep it
+        other = Dispatcher.from_settings(s)
+        try:
+            assert other.claim() == []
+        finally:
+            other.close()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert receiver.keys() == [key]
+    with open_store(db, read_only=True) as con:
+        assert con.execute("SELECT status, attempts FROM actions").fetchall() == [("delivered", 1)]
