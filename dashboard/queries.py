@@ -106,8 +106,8 @@ def sources_table(con: duckdb.DuckDBPyConnection, now: datetime | None = None) -
                coalesce(ev.cases, 0) AS cases, ev.first_event, ev.last_event, runs.last_ingest,
                runs.last_status, runs.last_error, coalesce(runs.runs, 0) AS runs,
                coalesce(runs.rejected, 0) AS rejected,
-               date_diff('second', runs.last_ingest, ?::TIMESTAMP) / 3600.0 AS hours_since_ingest,
-               date_diff('second', ev.last_event, ?::TIMESTAMP) / 3600.0 AS hours_since_last_event
+               (epoch(?::TIMESTAMP) - epoch(runs.last_ingest)) / 3600.0 AS hours_since_ingest,
+               (epoch(?::TIMESTAMP) - epoch(ev.last_event)) / 3600.0 AS hours_since_last_event
         FROM sources s LEFT JOIN ev USING (source_id) LEFT JOIN runs USING (source_id)
         ORDER BY s.name
         """,
@@ -217,7 +217,7 @@ def case_events(con: duckdb.DuckDBPyConnection, case_id: str, limit: int = 5000)
         f"""
         SELECT e.event_id, e.ts, e.start_ts, a.name AS activity, e.lifecycle, e.resource, s.name AS source,
                e.record_id, CAST(e.attrs AS VARCHAR) AS attrs,
-               date_diff('second', lag(e.ts) OVER (ORDER BY {EVENT_ORDER}), e.ts) AS wait_seconds
+               (epoch(e.ts) - epoch(lag(e.ts) OVER (ORDER BY {EVENT_ORDER}))) AS wait_seconds
         FROM events e JOIN activities a USING (activity_id) JOIN sources s USING (source_id)
         WHERE e.case_key = (SELECT case_key FROM cases WHERE case_id = ?)
         ORDER BY {EVENT_ORDER} LIMIT ?
@@ -253,7 +253,7 @@ def top_variants(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, 
         with_ + f"""
         pc AS (SELECT e.case_key, {VARIANT_ID_SQL} AS variant_id,
                       string_agg(a.name, chr(31) ORDER BY e.ts, e.event_id) AS seq,
-                      date_diff('second', min(e.ts), max(e.ts)) AS seconds
+                      (epoch(max(e.ts)) - epoch(min(e.ts))) AS seconds
                FROM events e JOIN activities a USING (activity_id){_join(flt_wo_variant)} GROUP BY e.case_key)
         SELECT variant_id, any_value(seq) AS seq, count(*) AS cases, count(*) / sum(count(*)) OVER () AS share,
                median(seconds) AS median_seconds, quantile_cont(seconds, 0.9) AS p90_seconds
@@ -307,7 +307,7 @@ def handoff_waits(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None,
         with_ + f"""
         seq AS (SELECT a.name AS target, s.name AS target_source,
                        lag(a.name) OVER w AS source, lag(s.name) OVER w AS source_system,
-                       date_diff('second', lag(e.ts) OVER w, e.ts) AS wait
+                       (epoch(e.ts) - epoch(lag(e.ts) OVER w)) AS wait
                 FROM events e JOIN activities a USING (activity_id) JOIN sources s USING (source_id){_join(flt)}
                 WINDOW w AS (PARTITION BY e.case_key ORDER BY e.ts, e.event_id))
         SELECT source, target, source_system, target_source AS target_system, count(*) AS frequency,
@@ -341,7 +341,7 @@ def dfg(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None) -> dict[s
     seq = with_ + f"""
         seq AS (SELECT e.case_key, a.name AS activity,
                        lag(a.name) OVER w AS prev, lead(a.name) OVER w AS next,
-                       date_diff('second', lag(e.ts) OVER w, e.ts) AS wait
+                       (epoch(e.ts) - epoch(lag(e.ts) OVER w)) AS wait
                 FROM events e JOIN activities a USING (activity_id){_join(flt)}
                 WINDOW w AS (PARTITION BY e.case_key ORDER BY e.ts, e.event_id))"""
     acts = _df(con, seq + " SELECT activity, count(*) AS frequency, count(DISTINCT case_key) AS cases "
@@ -392,8 +392,8 @@ def flow_kpis(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start: str
         row = con.execute(cte + """
             SELECT count(*) FILTER (WHERE first_ts >= ? AND first_ts < ?),
                    count(*) FILTER (WHERE closed AND last_ts >= ? AND last_ts < ?),
-                   median(date_diff('second', first_ts, last_ts)) FILTER (WHERE closed AND last_ts >= ? AND last_ts < ?),
-                   quantile_cont(date_diff('second', first_ts, last_ts), 0.9) FILTER (WHERE closed AND last_ts >= ? AND last_ts < ?),
+                   median((epoch(last_ts) - epoch(first_ts))) FILTER (WHERE closed AND last_ts >= ? AND last_ts < ?),
+                   quantile_cont((epoch(last_ts) - epoch(first_ts)), 0.9) FILTER (WHERE closed AND last_ts >= ? AND last_ts < ?),
                    count(*) FILTER (WHERE first_ts < ? AND (NOT closed OR last_ts >= ?))
             FROM pc""", params + [a, b] * 4 + [b, b]).fetchone()
         return {"started": row[0], "completed": row[1], "median_seconds": row[2], "p90_seconds": row[3], "wip": row[4]}
@@ -413,7 +413,7 @@ def open_by(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, by: str = "l
     cte, params = _case_spans(flt, end_activities, idle_days, now_ts)
     return _df(con, cte + f"""
         SELECT {by} AS "group", count(*) AS open_cases,
-               median(date_diff('second', last_ts, ?::TIMESTAMP)) AS median_wait_seconds
+               median((epoch(?::TIMESTAMP) - epoch(last_ts))) AS median_wait_seconds
         FROM pc WHERE NOT closed GROUP BY 1 ORDER BY open_cases DESC LIMIT 30""", params + [now_ts])
 
 
@@ -433,7 +433,7 @@ def kpi_cases(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, kind: str,
     where, wparams = cond[kind]
     return _df(con, cte + f"""
         SELECT c.case_id, pc.first_ts, pc.last_ts, pc.last_activity, pc.last_source,
-               date_diff('second', pc.first_ts, pc.last_ts) / 86400.0 AS duration_days, pc.closed
+               (epoch(pc.last_ts) - epoch(pc.first_ts)) / 86400.0 AS duration_days, pc.closed
         FROM pc JOIN cases c USING (case_key) WHERE {where}
         ORDER BY pc.last_ts DESC, c.case_id LIMIT {int(limit)}""", params + wparams)
 
@@ -444,7 +444,7 @@ def _waits_cte(flt: ViewFilter | None) -> tuple[str, list[Any]]:
     with_ = with_ + ", " if with_ else "WITH "
     return with_ + f"""
         w AS (SELECT a.name AS activity, e.resource, s.name AS source, e.ts,
-                     date_diff('second', lag(e.ts) OVER win, e.ts) AS wait
+                     (epoch(e.ts) - epoch(lag(e.ts) OVER win)) AS wait
               FROM events e JOIN activities a USING (activity_id) JOIN sources s USING (source_id){_join(flt)}
               WINDOW win AS (PARTITION BY e.case_key ORDER BY e.ts, e.event_id))""", params
 
@@ -485,7 +485,7 @@ def on_time_share(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start:
             , sla AS (SELECT unnest(?::VARCHAR[]) AS activity, unnest(?::DOUBLE[]) AS sla),
             done AS (SELECT case_key, last_ts FROM pc WHERE closed AND last_ts >= ? AND last_ts < ?),
             w AS (SELECT e.case_key, a.name AS activity,
-                         date_diff('second', lag(e.ts) OVER (PARTITION BY e.case_key ORDER BY {EVENT_ORDER}), e.ts) AS wait
+                         (epoch(e.ts) - epoch(lag(e.ts) OVER (PARTITION BY e.case_key ORDER BY {EVENT_ORDER}))) AS wait
                   FROM events e JOIN activities a USING (activity_id) WHERE e.case_key IN (SELECT case_key FROM done)),
             late AS (SELECT DISTINCT w.case_key FROM w JOIN sla s USING (activity) WHERE w.wait > s.sla)
         SELECT (d.last_ts >= ?) AS cur, count(*) AS cases, count(*) FILTER (WHERE l.case_key IS NULL) AS on_time
