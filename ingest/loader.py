@@ -49,6 +49,9 @@ class Batch:
     source_rejects: list[dict[str, Any]] = field(default_factory=list)  # line, field, reason, raw
     file_sha256: str | None = None  # drop folders: mark the file as taken in the same transaction
     file_size: int | None = None
+    # drop folders combining several small files in one batch: (path, sha256, size) of each; rows
+    # then carry their file in a ``__pl_location`` column (used for rejects and per-file dedupe)
+    files: list[tuple[str, str, int | None]] = field(default_factory=list)
     # JSON-like sources: a mapped optional field absent from every record is NULL, not an error,
     # and the content hash (no record_id) ignores null fields, so it does not depend on which
     # other fields happen to appear in the same export.
@@ -132,6 +135,7 @@ class Loader:
         self._started = 0.0
         self._empty_before = False
         self._inserted_batches = 0
+        self._row_location = False
 
     # -- run lifecycle -------------------------------------------------------------------------
     def run(self, batches: Iterable[Batch]) -> RunResult:
@@ -236,7 +240,9 @@ class Loader:
     def _load_batch(self, batch: Batch) -> int:
         n = self._load_records(batch) if batch.relation else self._reject_only(batch)
         if batch.file_sha256:
-            self._mark_file(batch)
+            self._mark_file(batch.location, batch.file_sha256, batch.file_size)
+        for path, sha, size in batch.files:
+            self._mark_file(path, sha, size)
         return n
 
     def _reject_only(self, batch: Batch) -> int:
@@ -246,12 +252,12 @@ class Loader:
         self.result.rows_rejected += n
         return n
 
-    def _mark_file(self, batch: Batch) -> None:
+    def _mark_file(self, path: str, sha256: str, size: int | None) -> None:
         """Record a drop-folder file as taken, in the run's transaction (so it is taken iff its data is)."""
         inserted = self.con.execute(
             "INSERT INTO ingested_files (job, path, sha256, size, run_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [self.job, batch.location, batch.file_sha256, batch.file_size, self.result.run_id],
-        ).fetchone()[0]
+            [self.job, path, sha256, size, self.result.run_id],
+        ).fetchall()[0][0]
         self.result.files += inserted
 
     def _load_records(self, batch: Batch) -> int:
@@ -300,7 +306,8 @@ class Loader:
         for r in batch.source_rejects:
             self.con.execute(
                 "INSERT INTO rejects (run_id, source_id, location, line, record_key, field, reason, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [self.result.run_id, self.source_id, batch.location, r.get("line"), r.get("record_key"), r.get("field"),
+                [self.result.run_id, self.source_id, r.get("location") or batch.location, r.get("line"), r.get("record_key"),
+                 r.get("field"),
                  r["reason"], json.dumps(r.get("raw"), default=str)],
             )
         return len(batch.source_rejects)
@@ -348,7 +355,8 @@ class Loader:
                 content_json = f"json_merge_patch('{{}}', {content_json})"
             # the hash is computed once per row in a subquery (inlining it twice doubled the cost)
             raw_from = f"(SELECT *, md5(CAST({content_json} AS VARCHAR)) AS {RESERVED}content FROM _raw r) r"
-            record = (f"r.{RESERVED}content || '#' || row_number() OVER (PARTITION BY r.{RESERVED}content "
+            per_file = f"r.{RESERVED}location, " if f"{RESERVED}location" in cols else ""
+            record = (f"r.{RESERVED}content || '#' || row_number() OVER (PARTITION BY {per_file}r.{RESERVED}content "
                       f"ORDER BY r.{RESERVED}rn)")
         corr = text(m.correlation.key) if m.correlation else "NULL"
         line = f"r.{RESERVED}rn + {batch.line_offset}" if batch.line_offset is not None else "NULL"
@@ -397,13 +405,15 @@ class Loader:
             """
         )
         self._location = batch.location
+        self._row_location = f"{RESERVED}location" in cols
 
     def _apply(self) -> None:
         con, res, sid, run_id = self.con, self.result, self.source_id, self.result.run_id
+        location = f"coalesce(r.{RESERVED}location, ?)" if self._row_location else "?"
         rejected = con.execute(
-            """
+            f"""
             INSERT INTO rejects (run_id, source_id, location, line, record_key, field, reason, raw)
-            SELECT ?, ?, ?, n.line, n.record_id, n.reject_field, n.reject_reason, to_json(r)
+            SELECT ?, ?, {location}, n.line, n.record_id, n.reject_field, n.reject_reason, to_json(r)
             FROM _norm n JOIN _raw r ON r.__pl_rn = n.rn
             WHERE n.reject_reason IS NOT NULL
             """,
@@ -412,7 +422,10 @@ class Loader:
         res.rows_rejected += rejected
         # good rows that are new: not in events, not pending, first occurrence of their record id
         # (content-hash ids carry their occurrence number, so they are unique within the batch already)
-        occurrence = ("row_number() OVER (PARTITION BY n.record_id ORDER BY n.rn)" if self.mapping.record_id else "1")
+        # (rows of several files in one batch: the same content in two files is one record, as it
+        # would be with the files in separate batches, so the window runs then too)
+        occurrence = ("row_number() OVER (PARTITION BY n.record_id ORDER BY n.rn)"
+                      if self.mapping.record_id or self._row_location else "1")
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _new AS

@@ -130,3 +130,18 @@ def test_file_duckdb_cannot_read_does_not_abort_the_run(tmp_path: Path):
     with open_store(settings.db_path, read_only=True) as con:
         rejected = con.execute("SELECT location, line FROM rejects ORDER BY location").fetchall()
     assert [(Path(loc).name, line) for loc, line in rejected] == [("b.parquet", None), ("c.jsonl", 2)]
+
+
+def test_combined_files_keep_their_own_rejects_and_dedupe(tmp_path: Path):
+    settings = setup(tmp_path)
+    drop = tmp_path / "drop"
+    shared = ("O-1", "Pick Goods", "2024-03-01 09:00:00", "w1")
+    day_file(drop, "a.csv", [shared, ("O-1", "Pack Goods", "2024-03-01 10:00:00", "w1")])
+    day_file(drop, "b.csv", [shared, ("O-2", "", "2024-03-01 11:00:00", "w2"), ("O-2", "Pick Goods", "bad time", "w2")])
+    day_file(drop, "c.csv", [("O-3", "Pick Goods", "2024-03-01 12:00:00", "w3")])
+    res = run(settings)
+    # the row exported in both a.csv and b.csv is one record, as it would be on separate runs
+    assert (res.files, res.rows_loaded, res.duplicates_skipped, res.rows_rejected) == (3, 3, 1, 2)
+    with open_store(settings.db_path, read_only=True) as con:
+        got = con.execute("SELECT location, line, field FROM rejects ORDER BY line").fetchall()
+    assert [(Path(loc).name, line, field) for loc, line, field in got] == [("b.csv", 3, "step"), ("b.csv", 4, "time")]

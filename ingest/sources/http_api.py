@@ -280,7 +280,7 @@ def batches(
                 work = con.cursor()
                 try:
                     records_to_table(work, "_http_page", records, location=url)
-                    data = arrow_table(work.execute("SELECT * FROM _http_page"))
+                    data = arrow_table(work, "SELECT * FROM _http_page")
                 finally:
                     work.close()
             batch = Batch(relation="_http_page" if records else "", data=data, location=url, line_offset=None,

@@ -132,9 +132,10 @@ def _walk(node: Any, segments: list[tuple[str, bool]], key: str, parent: dict[st
         yield from _walk(value, rest, here, parent, parent_name)
 
 
-def arrow_table(result: duckdb.DuckDBPyConnection) -> pa.Table:
-    """The whole result of the last query as an Arrow table (DuckDB 1.x and 2.x names)."""
-    fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
+def arrow_table(con: duckdb.DuckDBPyConnection, query: str) -> pa.Table:
+    """The whole result of ``query`` as an Arrow table (DuckDB 1.x and 2.x names)."""
+    rel = con.sql(query)
+    fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
     return fetch()
 
 
@@ -364,7 +365,7 @@ def batches(
                     _no_usable_record(path, rejects)
                 return  # an empty export ([] or only blank lines): nothing to load
             records_to_table(work, table, records, lines, location=str(path))
-        data = arrow_table(work.execute(f"SELECT * FROM {table}"))
+        data = arrow_table(work, f"SELECT * FROM {table}")
     finally:
         work.close()
     if data.num_rows == 0:
