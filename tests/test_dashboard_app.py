@@ -167,3 +167,30 @@ def test_an_operator_dispatches_an_action_from_the_case_page(monkeypatch, demo, 
     assert any("Queued 1 action" in s.value for s in at.success), [e.value for e in at.error]
     assert count(db, "SELECT count(*) FROM actions WHERE case_id = ? AND origin = 'manual'", [case_id]) == 1
     assert count(db, "SELECT actor FROM actions WHERE case_id = ?", [case_id]) == "local-admin"
+
+
+def test_a_login_guards_everything_and_roles_limit_actions(monkeypatch, receipt, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import auth
+
+    config = tmp_path / "processlens.toml"
+    config.write_text('[dashboard.auth]\nmode = "local"\nusers_file = "users.toml"\n')
+    auth.save_user(tmp_path / "users.toml", "lea", "leadership", "board-room-2024")
+    monkeypatch.setenv("PROCESSLENS_DB", str(receipt))
+    monkeypatch.setenv("PROCESSLENS_CONFIG", str(config))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert [t.value for t in at.title] == ["processlens"]
+    assert not at.metric and not at.dataframe  # nothing but the login form
+    at.text_input[0].input("lea")
+    at.text_input[1].input("wrong password")
+    at.button[0].click().run()
+    assert any("Wrong user name or password" in e.value for e in at.error)
+    assert not at.metric
+    at.text_input[1].input("board-room-2024")
+    at.button[0].click().run()
+    assert [t.value for t in at.title] == ["Process health"]
+    assert any("lea" in c.value and "leadership" in c.value for c in at.sidebar.caption)
+    at.switch_page("views/case.py").run()
+    assert not [b for b in at.button if b.label.startswith("Dispatch")]
+    assert any("operator role" in c.value for c in at.caption)
