@@ -77,6 +77,3 @@ def dfg_sql(edges: str, seconds: str, exact_cases: bool) -> str:
             GROUP BY src_id, tgt_id
         ) agg
     """
-
-
-CALENDAR_SECONDS = "epoch(tgt_ts - src_ts)"
