@@ -79,10 +79,6 @@ def activity_names(con: duckdb.DuckDBPyConnection) -> dict[int, str]:
     return dict(con.execute("SELECT activity_id, name FROM activities").fetchall())
 
 
-def source_names(con: duckdb.DuckDBPyConnection) -> dict[int, str]:
-    return dict(con.execute("SELECT source_id, name FROM sources").fetchall())
-
-
 def fetch_df(con: duckdb.DuckDBPyConnection, sql: str):
     """Run ``sql`` and return a pandas DataFrame through Arrow (much faster than ``.df()`` for wide results)."""
     import warnings
