@@ -90,12 +90,50 @@ def load_settings(db: str | Path | None = None, config: str | Path | None = None
             config_path = Path(env)
         elif DEFAULT_CONFIG.exists():
             config_path = DEFAULT_CONFIG
+    db_path = Path(db) if db is not None else Path(os.environ["PROCESSLENS_DB"]) if os.environ.get("PROCESSLENS_DB") else None
+    if config_path is None:
+        config_path = remembered_config(db_path or DEFAULT_DB)
     raw = read_toml(config_path) if config_path else {}
     settings = Settings(db_path=DEFAULT_DB, config_path=config_path.resolve() if config_path else None, raw=raw)
-    if db is not None:
-        settings.db_path = Path(db)
-    elif os.environ.get("PROCESSLENS_DB"):
-        settings.db_path = Path(os.environ["PROCESSLENS_DB"])
+    if db_path is not None:
+        settings.db_path = db_path
     elif "path" in raw.get("store", {}):
         settings.db_path = settings.resolve(raw["store"]["path"])
     return settings
+
+
+CONFIG_META_KEY = "config_path"
+
+
+def remembered_config(db_path: Path) -> Path | None:
+    """The config file a store was last loaded with (``store_meta.config_path``), if it still exists.
+
+    ``processlens demo`` records its world's processlens.toml there, so that ``processlens
+    dashboard`` or ``processlens coordinator run`` on the demo store find its models and rules
+    without ``--config``. A busy or unreadable store simply yields None.
+    """
+    if not db_path.exists():
+        return None
+    try:
+        import duckdb
+
+        con = duckdb.connect(str(db_path), read_only=True)
+    except Exception:
+        return None
+    try:
+        row = con.execute("SELECT value FROM store_meta WHERE key = ?", [CONFIG_META_KEY]).fetchone()
+    except Exception:
+        row = None
+    finally:
+        con.close()
+    if row and row[0] and Path(row[0]).exists():
+        return Path(row[0])
+    return None
+
+
+def remember_config(con, config_path: Path) -> None:
+    """Record ``config_path`` in the store (see :func:`remembered_config`)."""
+    con.execute(
+        "INSERT INTO store_meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [CONFIG_META_KEY, str(Path(config_path).resolve())],
+    )

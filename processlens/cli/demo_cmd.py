@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from processlens.cli.common import emit, json_option
-from processlens.config import DEFAULT_DB
+from processlens.config import DEFAULT_DB, remember_config
 from processlens.errors import ConfigError, ProcesslensError
 
 DEMO_META_KEY = "demo_world"
@@ -120,6 +120,7 @@ def demo(ctx, cases, seed, days, out_dir, truth_out, now_text, no_dashboard, por
     with open_store(db_path) as con:
         con.execute("INSERT INTO store_meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     [DEMO_META_KEY, json.dumps(info)])
+        remember_config(con, world.config_path)
         loaded = store_stats(con)
     say(f"ingested in {time.monotonic() - t1:.1f}s")
     data = {"world": info, "store": str(db_path), "config": str(world.config_path), "truth": truth_out,
