@@ -141,11 +141,10 @@ url = "{url}/exc"
         try:
             time.sleep(3)  # first cycle sets the event watermark
             for i in range(samples):
+                case = f"b{i % 5:06d}x{i}"
                 csv = tmp / f"new{i}.csv"
-                csv.write_text(f"case,activity,timestamp\nb{i % 5:06d}x{i},Create Order,2026-01-02 08:00:00\n"
-                               f"b{i % 5:06d}x{i},Approve Order,2026-01-02 09:00:00\n"
-                               f"b{i % 5:06d}x{i},Payment Failed,2026-01-02 10:00:00\n")
-                before = len([r for r in rec.succeeded() if r.path == path])
+                csv.write_text(f"case,activity,timestamp\n{case},Create Order,2026-01-02 08:00:00\n"
+                               f"{case},Approve Order,2026-01-02 09:00:00\n{case},Payment Failed,2026-01-02 10:00:00\n")
                 returned = time.time()
                 subprocess.run([*CLI, "--db", str(db), "ingest", "file", str(csv), "--case", "case", "--activity",
                                 "activity", "--timestamp", "timestamp", "--source", "PSP", "--json"],
@@ -157,9 +156,9 @@ url = "{url}/exc"
                 committed = ended.replace(tzinfo=UTC).timestamp() if ended else returned
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline:
-                    arrived = [r for r in rec.succeeded() if r.path == path]
-                    if len(arrived) > before:
-                        out.append(arrived[before].at - committed)
+                    arrived = [r for r in rec.succeeded() if r.path == path and r.json.get("case_id") == case]
+                    if arrived:
+                        out.append(arrived[0].at - committed)
                         break
                     time.sleep(0.01)
         finally:
