@@ -20,11 +20,11 @@ from analytics.teams import Teams
 from analytics.variants import variants
 
 
-def discover(con, flt=None, noise: float = 0.2):
+def discover(con, flt=None, noise: float = 0.2, miner: str = "variants"):
     """Inductive-miner model of the filtered log (see :mod:`analytics.pm4py_bridge`); imports pm4py lazily."""
     from analytics.pm4py_bridge import discover as _discover
 
-    return _discover(con, flt, noise)
+    return _discover(con, flt, noise, miner)
 
 
 __all__ = [

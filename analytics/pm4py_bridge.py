@@ -71,15 +71,52 @@ def variant_log(con: duckdb.DuckDBPyConnection, flt: Filter | None = None) -> Co
     return Counter({tuple(acts): int(n) for acts, n in zip(v["activities"], v["cases"], strict=True)})
 
 
-def discover(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, noise: float = 0.2) -> DiscoveredModel:
-    """Inductive miner (IMf when ``noise`` > 0) on the filtered log, as tree, Petri net and BPMN."""
+def discover(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, noise: float = 0.2,
+             miner: str = "variants") -> DiscoveredModel:
+    """Inductive miner on the filtered log, as tree, Petri net and BPMN.
+
+    ``miner="variants"`` (default): IMf with ``noise`` (IM at 0) on the variant counts — pm4py's result on the
+    log. ``miner="dfg"``: IMd on the directly-follows graph computed in DuckDB — pm4py's result on that DFG,
+    for logs with very many variants (``noise`` does not apply).
+    """
     if not 0.0 <= noise <= 1.0:
         raise DiscoveryError(f"noise threshold {noise} is not between 0 and 1", where={"field": "noise"},
                              hint="use e.g. 0.2 to leave out infrequent behaviour, 0 to keep all")
+    if miner not in ("variants", "dfg"):
+        raise DiscoveryError(f"unknown miner {miner!r}", hint="use variants or dfg", where={"field": "miner"})
+    if miner == "dfg":
+        from analytics.dfg import dfg
+
+        result = dfg(con, flt)
+        if not result.cases:
+            raise DiscoveryError("no cases to discover a model from", hint="widen the filter or ingest data first")
+        return from_dfg(result, noise)
     uvcl = variant_log(con, flt)
     if not uvcl:
         raise DiscoveryError("no cases to discover a model from", hint="widen the filter or ingest data first")
     return from_variants(uvcl, noise)
+
+
+def from_dfg(result, noise: float = 0.0) -> DiscoveredModel:
+    """IMd on a DFG from DuckDB, as ``pm4py.discover_process_tree_inductive`` does on a pm4py DFG object."""
+    import pm4py
+    from pm4py.algo.discovery.inductive.dtypes.im_dfg import InductiveDFG
+    from pm4py.algo.discovery.inductive.dtypes.im_ds import IMDataStructureDFG
+    from pm4py.algo.discovery.inductive.variants.imd import IMD
+    from pm4py.objects.dfg.obj import DFG
+    from pm4py.objects.process_tree.utils import generic as pt_util
+    from pm4py.objects.process_tree.utils.generic import tree_sort
+
+    graph = {(s, t): int(n) for s, t, n in zip(result.edges["source"], result.edges["target"], result.edges["frequency"],
+                                                strict=True)}
+    obj = DFG(graph, start_activities=dict(result.start_activities), end_activities=dict(result.end_activities))
+    params = {"noise_threshold": noise, "multiprocessing": False, "disable_fallthroughs": False}
+    tree = IMD(params).apply(IMDataStructureDFG(InductiveDFG(dfg=obj, skip=False)), params)
+    tree = pt_util.fold(tree)
+    tree_sort(tree)
+    net, im, fm = pm4py.convert_to_petri_net(tree)
+    return DiscoveredModel(tree=tree, net=net, initial_marking=im, final_marking=fm, bpmn=pm4py.convert_to_bpmn(tree),
+                           noise=noise)
 
 
 def from_variants(uvcl: Counter, noise: float = 0.2) -> DiscoveredModel:

@@ -64,7 +64,7 @@ def test_discover_writes_bpmn_and_pnml(db, tmp_path):
     code, out = run(db, "discover", "--out", str(tmp_path / "m.bpmn"), "--noise", "0.0")
     assert code == 0, out
     assert ET.parse(tmp_path / "m.bpmn").getroot().tag.endswith("definitions")
-    code, out = run(db, "discover", "--out", str(tmp_path / "m.pnml"), "--json")
+    code, out = run(db, "discover", "--out", str(tmp_path / "m.pnml"), "--json", "--miner", "dfg")
     assert code == 0 and json.loads(out)["transitions"] > 0
     assert ET.parse(tmp_path / "m.pnml").getroot().tag == "pnml"
 

@@ -139,3 +139,20 @@ def test_discovery_equals_pm4py_on_the_same_log(loaded):
     labels = {t.label for t in ours.net.transitions if t.label}
     assert tasks == labels and labels
     assert ET.fromstring(ours.pnml.encode()).tag == "pnml"
+
+
+def test_dfg_discovery_equals_pm4py_imd(loaded):
+    import pm4py
+    from pm4py.objects.dfg.obj import DFG
+
+    from analytics import discover
+    from ingest.store import open_store
+
+    db, log = loaded
+    graph, start, end = pm4py.discover_dfg(log)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = pm4py.discover_process_tree_inductive(DFG(graph, start, end))
+    with open_store(db, read_only=True) as c:
+        ours = discover(c, miner="dfg")
+    assert str(ours.tree) == str(theirs)

@@ -304,16 +304,18 @@ def refresh_cmd(ctx, full, as_json):
               help="Output file: *.bpmn (BPMN 2.0 XML) or *.pnml (Petri net).")
 @click.option("--noise", type=float, default=0.2, show_default=True,
               help="Inductive miner noise threshold (0 keeps all behaviour).")
+@click.option("--miner", type=click.Choice(["variants", "dfg"]), default="variants", show_default=True,
+              help="Mine the variant counts (IMf/IM, as pm4py on the log) or the DFG (IMd, for very many variants).")
 @filter_options
 @json_option
 @click.pass_context
-def discover(ctx, out, noise, as_json, **opts):
+def discover(ctx, out, noise, miner, as_json, **opts):
     """Discover an as-is model with pm4py's inductive miner from the (filtered) log."""
     from analytics import discover as discover_model
 
     flt = build_filter(opts)
     with analysis_store(ctx) as con:
-        model = discover_model(con, flt, noise=noise)
+        model = discover_model(con, flt, noise=noise, miner=miner)
     path = model.write(out)
     emit({"out": str(path), "noise": noise, "places": len(model.net.places), "transitions": len(model.net.transitions)},
          as_json, f"wrote {path} (noise {noise}): {len(model.net.transitions)} transitions, {len(model.net.places)} places")
