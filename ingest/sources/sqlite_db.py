@@ -99,19 +99,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _column_array(values: Sequence[Any]) -> pa.Array:
+    try:
+        arr = pa.array(values)
+        if pa.types.is_decimal(arr.type) and arr.type.precision > 38:
+            raise pa.ArrowInvalid("decimal too wide")
+        return arr
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        pass
+    plain = [_plain(v) for v in values]  # JSON values as text, memoryviews as bytes
+    try:
+        return pa.array(plain)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # mixed types: text
+        return pa.array([None if v is None else (format(v, "f") if isinstance(v, Decimal) else str(v)) for v in plain],
+                        pa.string())
+
+
 def rows_to_table(columns: list[str], rows: list[Sequence[Any]]) -> pa.Table:
     """Rows (tuples) to an Arrow table; a column whose values Arrow cannot type becomes text."""
-    arrays = []
-    for i, _name in enumerate(columns):
-        values = [_plain(r[i]) for r in rows]
-        try:
-            arr = pa.array(values)
-            if pa.types.is_decimal(arr.type) and arr.type.precision > 38:
-                raise pa.ArrowInvalid("decimal too wide")
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            arr = pa.array([None if v is None else (str(v) if not isinstance(v, Decimal) else format(v, "f"))
-                            for v in values], pa.string())
-        arrays.append(arr)
+    arrays = [_column_array(col) for col in zip(*rows, strict=True)] if rows else [pa.nulls(0) for _ in columns]
     return pa.Table.from_arrays(arrays, names=unique_names(columns))
 
 
