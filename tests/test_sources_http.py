@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,13 +47,16 @@ def make_handler(api: Api):
 
         def send(self, status: int, body: object, headers: dict | None = None) -> None:
             data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+                pass
 
         def do_GET(self) -> None:  # noqa: N802
             url = urlparse(self.path)
@@ -65,6 +69,9 @@ def make_handler(api: Api):
                 status = queued.pop(0)
                 headers = {"Retry-After": api.retry_after} if status == 429 and api.retry_after else {}
                 return self.send(status, {"error": "try later"}, headers)
+            if url.path == "/slow":  # answers later than the client waits
+                time.sleep(1.5)
+                return self.send(200, [])
             page = int(q.get("page", ["1"])[0])
             if (url.path, page) in api.fail_always:
                 return self.send(api.fail_always[(url.path, page)], {"error": "broken"})
@@ -255,3 +262,11 @@ def test_rate_limiter_spaces_requests():
     assert slept == [0.25] * 4
     assert retry_after_seconds("3") == 3.0
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+
+
+def test_timeouts_are_retried_then_fail_with_the_url(tmp_path, api):
+    state, base = api
+    settings = job_settings(tmp_path, base + "/slow", "timeout = 0.3\nmax_retries = 1")
+    res = run(settings)
+    assert res.status == "failed" and "/slow" in res.error and "Timeout" in res.error and "2 attempts" in res.error
+    assert len(state.requests) == 2
