@@ -4,7 +4,7 @@ Each cycle reads when every scheduled job last started (``ingest_runs``, any sta
 job is retried at its interval rather than in a tight loop), runs the jobs that are due one after
 another, logs one line per run, and sleeps until the next job is due (at most ``tick`` seconds;
 ``[scheduler] tick`` in processlens.toml, default 5). A job that has never run is due at once.
-A failing job does not stop the others; when the store stays busy (another process holds it)
+Cron expressions (5 fields, via croniter) are evaluated in UTC. A failing job does not stop the others; when the store stays busy (another process holds it)
 the cycle is skipped and retried on the next one. Jobs without ``schedule`` only run by
 ``processlens ingest run``.
 """
