@@ -77,16 +77,24 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
 
 
+def pending_migrations(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Versions shipped with the package that this store has not applied (gaps included)."""
+    if not schema_version(con):
+        return [v for v, _, _ in migrations()]
+    done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    return [v for v, _, _ in migrations() if v not in done]
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Apply the migrations this store has not seen yet, each in its own transaction."""
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, "
         "applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
     )
-    current = schema_version(con)
+    done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
     applied = []
     for version, name, sql in migrations():
-        if version <= current:
+        if version in done:
             continue
         con.execute("BEGIN TRANSACTION")
         try:
@@ -115,7 +123,7 @@ def open_store(path: str | Path, read_only: bool = False, timeout: float | None 
         con = connect(path, read_only=read_only, timeout=timeout)
         if not read_only:
             migrate(con)
-        elif schema_version(con) < migrations()[-1][0]:
+        elif pending_migrations(con):
             con.close()
             with open_store(path, read_only=False, timeout=timeout):
                 pass
