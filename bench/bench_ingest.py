@@ -17,6 +17,7 @@ variants.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -188,6 +189,18 @@ def report(rows: list[dict], load: str) -> str:
         ])
     headers = ["format", "events", "reader", "seconds", "events/s", "peak RSS MB", "speed vs best pm4py",
                "memory vs leanest pm4py"]
+    verdicts = []
+    for r in rows:
+        if r.get("tool") != "processlens" or "eps" not in r:
+            continue
+        label = f"{r['format']} {human_size(r['size'])}"
+        if r["format"] in ("csv", "parquet"):
+            speed = f"{r['eps']:,.0f} events/s ({'met' if r['eps'] >= 1_000_000 else 'missed'}: target 1,000,000)"
+        else:
+            ratio = r.get("speed_vs_pm4py", 0)
+            speed = f"{ratio:.2f}× pm4py's fastest reader ({'met' if ratio >= 1 else 'missed'}: target ≥ 1×)"
+        mem = r.get("mem_vs_pm4py", 0)
+        verdicts.append(f"- {label}: {speed}; memory {mem:.2f}× pm4py's ({'met' if mem < 1 else 'missed'}: target < 1×)")
     return "\n".join([
         "## Ingest",
         "",
@@ -203,6 +216,11 @@ def report(rows: list[dict], load: str) -> str:
         "",
         markdown_table(headers, table),
         "",
+        "Targets (CSV and Parquet ≥ 1M events/s into the store; XES at least as fast as pm4py's fastest reader;",
+        "peak memory below pm4py's):",
+        "",
+        *verdicts,
+        "",
     ])
 
 
@@ -215,10 +233,19 @@ def main(argv: list[str] | None = None) -> None:
                     help="largest size for pm4py's pure-Python XES reader (about 400 s per million events here)")
     ap.add_argument("--work", help="folder for generated files (default: a temporary folder)")
     ap.add_argument("--no-write", action="store_true", help="print only; do not write docs/perf/ingest.md")
+    ap.add_argument("--rows-json", help="also save the measured rows as JSON here")
+    ap.add_argument("--render", help="re-render docs/perf/ingest.md from a --rows-json file")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--file", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.render:
+        rows = json.loads(Path(args.render).read_text())
+        text = report(rows, rows[0].get("load", "not recorded") if rows else "")
+        print(text)
+        if not args.no_write:
+            write_section("ingest", text)
+        return
     if args.child:
         child(args.child, Path(args.file), Path(args.db) if args.db else None)
         return
@@ -232,6 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     load = f"load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end on {os.cpu_count()} cores"
     text = report(rows, load)
     print(text)
+    if args.rows_json:
+        Path(args.rows_json).write_text(json.dumps([{**r, "load": load} for r in rows], indent=1))
     if not args.no_write:
         print(f"written to {write_section('ingest', text)}", file=sys.stderr)
 
