@@ -8,16 +8,9 @@ from models.conformance import ConformanceResult, check
 from models.loading import load_model, model_from_settings
 from models.model import AllowedDeviation, Calendar, ReferenceModel, Step
 from models.registry import list_models, register_model
+from models.running import case_position, exceptions, open_cases, stuck
 
 __all__ = [
     "AllowedDeviation", "Calendar", "ConformanceResult", "ReferenceModel", "Step", "case_position", "check",
-    "exceptions", "list_models", "load_model", "model_from_settings", "register_model", "stuck",
+    "exceptions", "list_models", "load_model", "model_from_settings", "open_cases", "register_model", "stuck",
 ]
-
-
-def __getattr__(name: str):
-    if name in ("stuck", "exceptions", "case_position", "open_cases"):
-        from models import running
-
-        return getattr(running, name)
-    raise AttributeError(name)

@@ -19,7 +19,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -297,7 +297,7 @@ def check(con: duckdb.DuckDBPyConnection, model: ReferenceModel, method: str = "
     if method not in METHODS:
         raise ModelError(f"unknown conformance method {method!r}", hint=f"use one of {', '.join(METHODS)}")
     t0 = time.perf_counter()
-    started = datetime.utcnow()
+    started = datetime.now(UTC).replace(tzinfo=None)
     try:
         register_model(con, model)
     except duckdb.Error:  # read-only store: work without the cache

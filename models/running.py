@@ -26,7 +26,7 @@ from models.model import ReferenceModel, humanize_seconds
 NORMAL_QUANTILE = 0.95
 STUCK_COLUMNS = ["case_id", "step", "owner", "waited_seconds", "sla_seconds", "normal_seconds", "reasons",
                  "last_activity", "last_ts", "source", "waited_working_seconds", "next_steps", "sla_breached",
-                 "over_normal"]
+                 "over_normal", "marking"]
 EXC_COLUMNS = ["case_id", "type", "owner", "ts", "handled", "source", "kind", "step", "detail"]
 
 
@@ -181,14 +181,14 @@ def stuck(con: duckdb.DuckDBPyConnection, model: ReferenceModel, now: datetime |
     normal, follows = history(con, model)
     cases = open_cases(con, model)
     rows = []
-    cache: dict[tuple[str, ...], tuple[str | None, list[str]]] = {}
+    cache: dict[tuple[str, ...], tuple[str | None, list[str], dict[str, int]]] = {}
     for case_id, trace, last_act, last_ts, source in zip(cases["case_id"], cases["trace"], cases["last_activity"],
                                                          cases["last_ts"], cases["source"], strict=False):
         key = tuple(trace)
         if key not in cache:
-            step, enabled, _ = waiting_for(model, list(key), follows)
-            cache[key] = (step, enabled)
-        step, enabled = cache[key]
+            step, enabled, marking = waiting_for(model, list(key), follows)
+            cache[key] = (step, enabled, {str(p.name): int(n) for p, n in marking.items()})
+        step, enabled, marking = cache[key]
         last_ts = pd.Timestamp(last_ts).to_pydatetime()
         waited = (now - last_ts).total_seconds()
         working = model.calendar.working_seconds(last_ts, now) if model.calendar else None
@@ -207,7 +207,7 @@ def stuck(con: duckdb.DuckDBPyConnection, model: ReferenceModel, now: datetime |
             "sla_seconds": sla, "normal_seconds": norm,
             "reasons": _reasons(step, model.owner(step), waited, working, sla, sla_working, norm, breached, over),
             "last_activity": last_act, "last_ts": last_ts, "source": source, "waited_working_seconds": working,
-            "next_steps": enabled, "sla_breached": breached, "over_normal": over, "stuck": is_stuck,
+            "next_steps": enabled, "sla_breached": breached, "over_normal": over, "marking": marking, "stuck": is_stuck,
         })
     cols = STUCK_COLUMNS + ["stuck"]
     out = pd.DataFrame(rows, columns=cols)
