@@ -101,6 +101,11 @@ def write_xes(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 def child(tool: str, path: Path, db: Path | None) -> None:
     """Run one measurement in this (fresh) process and print its JSON result."""
     if tool == "processlens":
+        import rustxes  # noqa: F401  (imports are outside the timed work, as pm4py's are)
+
+        import ingest.sources.csv_file  # noqa: F401
+        import ingest.sources.parquet_file  # noqa: F401
+        import ingest.sources.xes_file  # noqa: F401
         from ingest.api import ingest_file
         from ingest.store import open_store
 
