@@ -1,0 +1,247 @@
+"""Browser benchmark of the dashboard: page render times and filter response on large stores.
+
+For each size, a synthetic order-to-cash store (``bench/synthetic.py``) is written, the real
+dashboard server is started on it (``dashboard.server``) with the demo's reference model, and
+Debian's Chromium (Playwright) opens every page twice: **cold** (first visit after the server
+started: every query runs) and **warm** (a new browser session: results come from the cache
+keyed by the store's data version). A render ends when Streamlit's script run has finished and no
+element is still loading. The filter response is the time from picking a source system in the
+sidebar to the finished rerun. For scale, pm4py computes the process map's numbers (DFG and
+variants) from a pandas frame already in memory, in the same run.
+
+Peak memory: the server process's peak RSS (``VmHWM`` from ``/proc``), and pm4py's peak RSS in a
+separate child process (``bench.common.run_measured``).
+
+    python -m bench.bench_dashboard --sizes 100000            # quick, under a minute
+    python -m bench.bench_dashboard --sizes 1000000,10000000  # writes docs/perf/dashboard.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+PAGES = {"": "Health", "stuck": "Stuck work", "case": "Case", "actions": "Actions", "process-map": "Process map",
+         "conformance": "Conformance & exceptions", "bottlenecks": "Bottlenecks", "data": "Data"}
+READY = ("(() => { const a = document.querySelector('[data-test-script-state]');"
+         " return a && a.getAttribute('data-test-script-state') !== 'running' && document.querySelector('h1')"
+         " && !document.querySelector('[data-testid=stSkeleton]'); })()")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_store(folder: Path, events: int) -> tuple[Path, Path, str, float]:
+    """A synthetic store and a config with the demo's reference model; returns (db, config, now, seconds)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import synthetic
+
+    from ingest.store import open_store
+
+    t0 = time.perf_counter()
+    gen = synthetic.generate(synthetic.n_cases_for(events), 7)
+    db = folder / f"o2c-{events}.duckdb"
+    with open_store(db) as con:
+        n = synthetic.write(con, gen)
+    model = ROOT / "data" / "demo" / "model"
+    config = folder / "processlens.toml"
+    now = gen.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    config.write_text(f'[dashboard]\nnow = "{now}"\n\n[models]\ndefault = "order_to_cash"\n\n'
+                      f'[models.order_to_cash]\npath = "{model / "order_to_cash.bpmn"}"\n'
+                      f'annotations = "{model / "order_to_cash.toml"}"\n')
+    print(f"store with {n:,} events written in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return db, config, now, time.perf_counter() - t0
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def time_page(browser, url: str) -> float:
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = ctx.new_page()
+    t0 = time.perf_counter()
+    page.goto(url)
+    page.wait_for_function(READY, timeout=600_000)
+    seconds = time.perf_counter() - t0
+    ctx.close()
+    return seconds
+
+
+TITLES = {"Health": "Process health"}
+
+
+def time_navigation(browser, base: str) -> dict[str, float]:
+    """In one open session, click each page in the sidebar: the time until it finished rendering."""
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = ctx.new_page()
+    page.goto(f"{base}/data")
+    page.wait_for_function(READY, timeout=600_000)
+    out = {}
+    for name in PAGES.values():
+        title = TITLES.get(name, name)
+        t0 = time.perf_counter()
+        page.locator('[data-testid="stSidebarNav"]').get_by_text(name, exact=True).click()
+        page.wait_for_function(f"document.querySelector('h1') && document.querySelector('h1').innerText.trim() === {title!r}",
+                               timeout=600_000)
+        page.wait_for_function(READY, timeout=600_000)
+        out[name] = time.perf_counter() - t0
+    ctx.close()
+    return out
+
+
+def time_filter(browser, url: str, source: str) -> float:
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = ctx.new_page()
+    page.goto(url)
+    page.wait_for_function(READY, timeout=600_000)
+    page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]').first.click()
+    t0 = time.perf_counter()
+    page.get_by_role("option", name=source).click()
+    page.wait_for_url(re.compile(f"source={source}"), timeout=600_000)
+    page.wait_for_timeout(50)
+    page.wait_for_function(READY, timeout=600_000)
+    seconds = time.perf_counter() - t0
+    ctx.close()
+    return seconds
+
+
+def pm4py_child(events: int) -> None:
+    """In a child process: pm4py's DFG (frequency + performance) and variants on an in-memory frame."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import pm4py
+    import synthetic
+
+    df = synthetic.to_pm4py_frame(synthetic.generate(synthetic.n_cases_for(events), 7))
+    t0 = time.perf_counter()
+    df = pm4py.format_dataframe(df, case_id="case_id", activity_key="activity", timestamp_key="timestamp")
+    pm4py.discover_dfg(df)
+    pm4py.discover_performance_dfg(df)
+    pm4py.get_variants(df)
+    print(json.dumps({"seconds": time.perf_counter() - t0}))
+
+
+def bench_size(events: int, folder: Path, browser_factory) -> dict:
+    from bench.common import run_measured
+    from dashboard.server import start, wait_until_up
+    from processlens.config import load_settings
+
+    db, config, _now, build_s = build_store(folder, events)
+    port = free_port()
+    proc = start(load_settings(db, config), port=port, quiet=True)
+    try:
+        wait_until_up(port, proc=proc, timeout=120)
+        base = f"http://127.0.0.1:{port}"
+        with browser_factory() as browser:
+            cold = {name: time_page(browser, f"{base}/{path}") for path, name in PAGES.items()}
+            warm = {name: time_page(browser, f"{base}/{path}") for path, name in PAGES.items()}
+            nav = time_navigation(browser, base)
+            filt = {"Health": time_filter(browser, f"{base}/", "WMS"),
+                    "Bottlenecks": time_filter(browser, f"{base}/bottlenecks", "PSP")}
+            filt_warm = {"Health": time_filter(browser, f"{base}/", "WMS")}
+        server_rss = peak_rss_mb(_streamlit_pid(proc))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    pm = run_measured([sys.executable, "-m", "bench.bench_dashboard", "--pm4py-child", str(events)])
+    return {"events": events, "build_seconds": build_s, "cold": cold, "warm": warm, "nav": nav, "filter": filt,
+            "filter_warm": filt_warm, "server_peak_rss_mb": server_rss,
+            "pm4py_seconds": pm.result.get("seconds"), "pm4py_peak_rss_mb": pm.peak_rss_mb}
+
+
+def _streamlit_pid(proc) -> int:
+    return proc.pid  # dashboard.server.start runs streamlit as the direct child
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "## Dashboard",
+        "",
+        "Page render time in a real browser (Chromium via Playwright) against the real server, from navigation",
+        "to the finished script run. *Cold*: first visit after the server started (every query runs);",
+        "*warm*: a new browser session afterwards (results cached by the store's data version; includes loading",
+        "Streamlit's front end); *in-app navigation*: clicking the page in the sidebar of an open session. *Filter*:",
+        "picking a source system in the sidebar until the page re-rendered. pm4py column: pm4py's",
+        "`format_dataframe` + DFG (frequency and performance) + variants on a pandas frame in memory — the",
+        "numbers behind the process map — in the same run. Peak memory: the dashboard server's peak RSS",
+        "(`VmHWM`), and pm4py's in a separate child process. `python -m bench.bench_dashboard --sizes ...`",
+        "",
+    ]
+    for r in results:
+        lines += [f"### {r['events']:,} events", "",
+                  "| page | cold, new session (s) | warm, new session (s) | warm, in-app navigation (s) |",
+                  "|---|---:|---:|---:|"]
+        for name in r["cold"]:
+            lines.append(f"| {name} | {r['cold'][name]:.2f} | {r['warm'][name]:.2f} | {r['nav'][name]:.2f} |")
+        lines += ["", "| measure | seconds |", "|---|---:|"]
+        for name, s in r["filter"].items():
+            lines.append(f"| filter change on {name} (first time) | {s:.2f} |")
+        for name, s in r["filter_warm"].items():
+            lines.append(f"| filter change on {name} (cached) | {s:.2f} |")
+        pm = r["pm4py_seconds"]
+        warm_map = r["nav"]["Process map"]
+        lines += [f"| pm4py: DFG + performance DFG + variants | {pm:.2f} |" if pm else "| pm4py | failed |",
+                  f"| ratio pm4py / Process map page (in-app navigation) | {pm / warm_map:.1f}× |" if pm else "",
+                  "", f"Peak RSS: dashboard server {r['server_peak_rss_mb']:.0f} MB; pm4py child "
+                  f"{r['pm4py_peak_rss_mb']:.0f} MB. Store written in {r['build_seconds']:.1f} s.", ""]
+    return "\n".join(x for x in lines if x is not None) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000000", help="comma-separated event counts (quick: 100000)")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "perf" / "dashboard.md")
+    ap.add_argument("--no-write", action="store_true", help="print the table only")
+    ap.add_argument("--pm4py-child", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.pm4py_child:
+        pm4py_child(args.pm4py_child)
+        return
+    from contextlib import contextmanager
+
+    from playwright.sync_api import sync_playwright
+
+    @contextmanager
+    def browser_factory():
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                yield b
+            finally:
+                b.close()
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="pl-bench-dash-") as tmp:
+        for size in [int(s) for s in args.sizes.split(",") if s]:
+            folder = Path(tmp) / str(size)
+            folder.mkdir()
+            results.append(bench_size(size, folder, browser_factory))
+            print(json.dumps(results[-1], default=str), file=sys.stderr)
+    text = table(results)
+    print(text)
+    if not args.no_write:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
