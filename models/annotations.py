@@ -51,16 +51,37 @@ def read_annotations(path: str | Path) -> tuple[dict[str, Any], str]:
         raise ModelError(f"annotations file {path} does not exist", where={"file": str(path)},
                          hint="create it or drop the annotations setting")
     text = path.read_text(encoding="utf-8")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ModelError(f"{path.name} is not valid TOML: {exc}", where={"file": str(path)},
-                         hint="fix the syntax at the line named above") from exc
+    if path.suffix.lower() in (".yaml", ".yml"):
+        data = _read_yaml(text, path)
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ModelError(f"{path.name} is not valid TOML: {exc}", where={"file": str(path)},
+                             hint="fix the syntax at the line named above") from exc
     unknown = set(data) - KNOWN
     if unknown:
         raise ModelError(f"unknown table(s) {', '.join(sorted(unknown))} in {path.name}", where={"file": str(path)},
                          hint=f"known tables: {', '.join(sorted(KNOWN))}")
     return data, text
+
+
+def _read_yaml(text: str, path: Path) -> dict[str, Any]:
+    """The same tables in YAML (``steps: {"Approve Order": {owner: Sales}}``, ``allow: [...]``)."""
+    try:
+        import yaml
+    except ImportError as exc:  # pragma: no cover - PyYAML comes with the dashboard dependencies
+        raise ModelError(f"{path.name} is YAML, but PyYAML is not installed", where={"file": str(path)},
+                         hint="pip install pyyaml, or write the annotations as TOML") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ModelError(f"{path.name} is not valid YAML: {exc}", where={"file": str(path), "line": mark.line + 1 if mark else None},
+                         hint="fix the syntax at the line named above") from exc
+    if not isinstance(data, dict):
+        raise ModelError(f"{path.name} must hold a mapping of tables (model, steps, ...)", where={"file": str(path)})
+    return data
 
 
 def _time(text: str, where: dict[str, Any]) -> time:

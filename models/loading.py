@@ -32,8 +32,8 @@ def load_model(path: str | Path, annotations: str | Path | None = None) -> Refer
         from models.textformat import load_text
 
         model = load_text(path)
-    if annotations is None and path.with_suffix(".toml").exists():
-        annotations = path.with_suffix(".toml")
+    if annotations is None:
+        annotations = next((path.with_suffix(ext) for ext in (".toml", ".yaml", ".yml") if path.with_suffix(ext).exists()), None)
     if annotations is not None:
         data, text = read_annotations(annotations)
         apply_annotations(model, data, text, str(annotations))

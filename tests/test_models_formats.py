@@ -152,6 +152,17 @@ def test_annotations_fill_mapping_working_time_and_allowlist(tmp_path: Path) -> 
         load_model(MODEL_DIR / "order_to_cash.bpmn", ann)
 
 
+def test_yaml_annotations(tmp_path: Path) -> None:
+    from models import load_model
+
+    (tmp_path / "m.bpmn").write_text((MODEL_DIR / "order_to_cash.bpmn").read_text())
+    (tmp_path / "m.yaml").write_text('model:\n  final: [Close Order]\nsteps:\n  Approve Order:\n    owner: Key Accounts\n'
+                                     '    sla: 3d\nallow:\n  - type: wrong order\n')
+    m = load_model(tmp_path / "m.bpmn")
+    assert m.final_steps == {"Close Order"} and m.owner("Approve Order") == "Key Accounts"
+    assert m.steps["Approve Order"].sla_seconds == 3 * 86400 and m.is_allowed("wrong order", "Ship Goods")
+
+
 def test_text_format_errors_name_the_line(tmp_path: Path) -> None:
     from models import load_model
 
