@@ -51,6 +51,7 @@ class ConformanceResult:
     precision: float | None
     cases: int
     fitting_cases: int
+    cases_computed: int
     variants: int
     variants_computed: int
     variants_cached: int
@@ -66,8 +67,8 @@ class ConformanceResult:
         out = {
             "model": self.model, "model_version": self.model_version, "method": self.method,
             "log_fitness": self.log_fitness, "precision": self.precision, "cases": self.cases,
-            "fitting_cases": self.fitting_cases,
-            "fitting_share": self.fitting_cases / self.cases if self.cases else None,
+            "fitting_cases": self.fitting_cases, "cases_computed": self.cases_computed,
+            "fitting_share": self.fitting_cases / self.cases_computed if self.cases_computed else None,
             "variants": self.variants, "variants_computed": self.variants_computed,
             "variants_cached": self.variants_cached, "not_computed": self.not_computed,
             "deviations": self.deviations, "deviation_types": self.deviation_types,
@@ -322,7 +323,8 @@ def check(con: duckdb.DuckDBPyConnection, model: ReferenceModel, method: str = "
                 diag[i] = r
     var_devs = [classify_moves(d["moves"], model) if d is not None else [] for d in diag]
     done = [r is not None for r in results]
-    n_cases = int(sum(v.cases for v, ok in zip(variants, done, strict=False) if ok))
+    n_cases = int(sum(v.cases for v in variants))
+    n_computed = int(sum(v.cases for v, ok in zip(variants, done, strict=True) if ok))
     fitting = int(sum(v.cases for v, r in zip(variants, results, strict=False) if r is not None and r["fit"]))
     log_fitness = _log_fitness(method, variants, results)
     not_computed = [{"variant": list(v.activities), "cases": v.cases, "reason": f"alignment over the {time_limit:g}s limit"}
@@ -337,7 +339,7 @@ def check(con: duckdb.DuckDBPyConnection, model: ReferenceModel, method: str = "
     prec = precision_of(model, variants) if precision and variants else None
     out = ConformanceResult(
         model=model.name, model_version=model.version, method=method, log_fitness=log_fitness, precision=prec,
-        cases=n_cases, fitting_cases=fitting, variants=len(variants), variants_computed=computed,
+        cases=n_cases, fitting_cases=fitting, cases_computed=n_computed, variants=len(variants), variants_computed=computed,
         variants_cached=len(variants) - computed, not_computed=not_computed, deviations=dev_rows,
         deviation_types=type_rows, cases_df=cases_df[["case_id", "variant", "fitting", "fitness", "conforming",
                                                        "deviations", "first_ts", "last_ts", "throughput_seconds"]],

@@ -121,6 +121,7 @@ def test_alignments_over_the_time_limit_are_reported_not_dropped(store, tmp_path
     ingest(store, write_log(tmp_path / "log.csv", {"a": HAPPY, "b": ["Create Order", "Approve Order"] + HAPPY[3:]}))
     res = check(store, model, "alignments", time_limit=0.0, precision=False)
     assert len(res.not_computed) == 2 and sum(v["cases"] for v in res.not_computed) == 2
+    assert res.cases == 2 and res.cases_computed == 0 and res.fitting_cases == 0
     assert res.cases_df["fitness"].isna().all()
     assert "time limit" in res.not_computed[0]["reason"] or "limit" in res.not_computed[0]["reason"]
     ok = check(store, model, "alignments", time_limit=30.0, precision=False)
