@@ -17,6 +17,8 @@ import duckdb
 
 from analytics.queries import CASE_COLUMNS, EDGE_COLUMNS, cases_sql, edges_sql
 
+#: the columns of ``events`` that edges_sql and cases_sql read
+EVENT_COLUMNS = "case_key, event_id, activity_id, ts, resource, source_id"
 #: beyond this share of touched cases a full rebuild is cheaper than deleting and re-inserting
 REBUILD_SHARE = 0.35
 
@@ -123,8 +125,8 @@ def refresh(con: duckdb.DuckDBPyConnection, force_full: bool = False) -> Refresh
             con.execute("ROLLBACK")
             return rebuild(con)
         new_events = con.execute("SELECT count(*) FROM events WHERE event_id > ?", [watermark]).fetchall()[0][0]
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _an_ev AS SELECT * FROM events "
+        con.execute(  # only the columns the aggregates read: attrs and record ids would cost a wide scan
+            f"CREATE OR REPLACE TEMP TABLE _an_ev AS SELECT {EVENT_COLUMNS} FROM events "
             "WHERE case_key IN (SELECT case_key FROM _an_touched)"
         )
         con.execute("DELETE FROM an_edges WHERE case_key IN (SELECT case_key FROM _an_touched)")
