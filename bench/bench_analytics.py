@@ -313,9 +313,8 @@ def markdown(results: list[dict]) -> str:
             "The CPU-seconds table is the conservative comparison.",
             "- Our query times are the time for the Python API call, including opening the result as a pandas "
             "DataFrame (1.1 million rows for the case table at 10 M events) and the freshness check of the aggregates.",
-            "- The incremental refresh recomputes every case touched by a new event completely (about 30 % of the "
-            "cases active in the appended window); its fixed part is a scan of the events for the watermark and the "
-            "deletes in `an_edges`. The queries that follow cost the same after either refresh, so with them "
+            "- The incremental refresh recomputes every case touched by a new event completely (the touched-cases "
+            "column); its fixed part is a scan of the events for the watermark and the deletes in `an_edges`. The queries that follow cost the same after either refresh, so with them "
             "included the ratio is bounded by the query time.",
             "- pm4py's results are checked against ours in every run; a mismatch aborts the benchmark."]
     return "\n".join(out) + "\n"
