@@ -84,6 +84,14 @@ def inspect(root: etree._Element, path: str) -> dict:
             boundary.append({"id": el_id, "name": " ".join((el.get("name") or "").split()), "kind": kind,
                              "attached": el.get("attachedToRef"), "duration": duration,
                              "interrupting": el.get("cancelActivity", "true") != "false", "line": el.sourceline})
+    processes = [el for el in root.iter(f"{{{BPMN_NS}}}process")
+                 if any(_local(c.tag) in ("task", "startEvent", "sequenceFlow") or _local(c.tag).endswith("Task") for c in el)]
+    if len(processes) > 1:
+        ids = ", ".join(f"{p.get('id')}" + (f" ({p.get('name')})" if p.get("name") else "") for p in processes)
+        raise ModelError(f"{Path(path).name} draws {len(processes)} pools with their own process ({ids}); "
+                         "processlens checks one process per model",
+                         where={"file": path, "line": processes[1].sourceline, "element": processes[1].get("id")},
+                         hint="keep the process of your organisation and draw the others' work as lanes, or split the file")
     if unsupported:
         listed = "; ".join(f"{t} id={i}" + (f" ({n})" if n else "") + f" at line {ln}" for t, i, n, ln in unsupported)
         raise ModelError(f"{Path(path).name} uses BPMN elements processlens cannot check: {listed}",

@@ -114,6 +114,18 @@ def test_unsupported_bpmn_elements_are_named_with_ids(tmp_path: Path) -> None:
     assert err.value.where["line"] > 1 and err.value.hint
 
 
+def test_two_pools_are_rejected(tmp_path: Path) -> None:
+    from models import load_model
+
+    src = (MODEL_DIR / "order_to_cash.bpmn").read_text()
+    src = src.replace("</bpmn:process>", '</bpmn:process>\n  <bpmn:process id="Process_Customer" name="Customer">\n'
+                      '    <bpmn:task id="Task_Pay" name="Pay" />\n  </bpmn:process>', 1)
+    (tmp_path / "two.bpmn").write_text(src)
+    with pytest.raises(ModelError, match="Process_Customer") as err:
+        load_model(tmp_path / "two.bpmn", MODEL_DIR / "order_to_cash.toml")
+    assert err.value.where["element"] == "Process_Customer"
+
+
 def test_malformed_xml_names_the_line(tmp_path: Path) -> None:
     from models import load_model
 
