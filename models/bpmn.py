@@ -130,6 +130,10 @@ def _rewire_boundary_events(graph, info: dict, path: str) -> dict[str, str | Non
         if not out_flows:
             graph.remove_node(node)  # an SLA timer or a marker without a path: no control flow
             continue
+        if not b["interrupting"]:
+            info.setdefault("warnings", []).append(
+                f"non-interrupting boundary event {b['id']} has a path behind it; it is checked as an alternative "
+                "to the task it is attached to")
         named = b["kind"] != "timer" and bool(b["name"])
         if named:
             replacement = BPMN.Task(id=b["id"], name=b["name"], process=node.get_process())
@@ -213,10 +217,11 @@ def load_bpmn(path: str | Path) -> ReferenceModel:
     task_ids = {n.get_id(): n.get_name() for n in tasks}
     exceptions = _rewire_boundary_events(graph, info, str(path))
     finals = _final_tasks(graph)
+    warnings = list(info.get("warnings", []))
     net, im, fm = pm4py.convert_to_petri_net(graph)
     model = ReferenceModel(name=path.stem, kind="bpmn", net=net, im=im, fm=fm, path=str(path),
                            source_text=data.decode("utf-8", errors="replace"), final_steps=finals,
-                           exceptions=exceptions)
+                           exceptions=exceptions, warnings=warnings)
     for tid, name in task_ids.items():
         step = model.step(name)
         step.element_id = tid
