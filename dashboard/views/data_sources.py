@@ -26,7 +26,7 @@ st.subheader("Sources and freshness")
 sources = layout.outcome(data.attempt("sources_table", now=now.isoformat()), "Sources")
 if sources is not None:
     if sources.empty:
-        st.info(layout.INGEST_HELP, icon=":material/upload_file:")
+        st.caption("No source yet: every import or ingest job adds one here.")
     else:
         stale_h = float(data.dashboard_config().get("stale_after_hours", 24))
         view = sources.assign(
