@@ -323,7 +323,7 @@ class Loader:
                 ).fetchall()]
                 fmt = detect_format(self.con, sample)
             self._formats[column] = fmt
-        return to_utc_expr(f"r.{quote_ident(column)}", ctype, self._formats[column])
+        return to_utc_expr(f"r.{quote_ident(column)}", ctype, self._formats[column], self.mapping.timezone)
 
     def _normalise(self, batch: Batch, cols: dict[str, str]) -> None:
         m = self.mapping
@@ -349,15 +349,27 @@ class Loader:
         if m.record_id:
             record = text(m.record_id)
         else:
-            # content hash + occurrence number: stable across re-runs, keeps genuine repeats apart
-            content_json = struct([c for c in cols if not c.startswith(RESERVED)])
+            # Content hash + occurrence number: stable across re-runs and column order, keeps
+            # genuine repeats apart. 64 bits of MD5 (a collision needs ~4e9 rows to be likely);
+            # the occurrence window runs only over the rare rows whose content repeats.
+            content_json = struct(sorted(c for c in cols if not c.startswith(RESERVED)))
             if batch.schemaless:
                 content_json = f"json_merge_patch('{{}}', {content_json})"
-            # the hash is computed once per row in a subquery (inlining it twice doubled the cost)
-            raw_from = f"(SELECT *, md5(CAST({content_json} AS VARCHAR)) AS {RESERVED}content FROM _raw r) r"
-            per_file = f"r.{RESERVED}location, " if f"{RESERVED}location" in cols else ""
-            record = (f"r.{RESERVED}content || '#' || row_number() OVER (PARTITION BY {per_file}r.{RESERVED}content "
-                      f"ORDER BY r.{RESERVED}rn)")
+            per_file = [f"{RESERVED}location"] if f"{RESERVED}location" in cols else []
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _hash AS SELECT r.{RESERVED}rn AS rn, "
+                f"{''.join(f'r.{c}, ' for c in per_file)}md5_number_lower(CAST({content_json} AS VARCHAR)) AS h FROM _raw r"
+            )
+            keys = ", ".join([*per_file, "h"])
+            self.con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE _occ AS
+                SELECT rn, row_number() OVER (PARTITION BY {keys} ORDER BY rn) AS occ
+                FROM _hash WHERE ({keys}) IN (SELECT ({keys}) FROM _hash GROUP BY {keys} HAVING count(*) > 1)
+                """
+            )
+            raw_from = f"_raw r JOIN _hash hh ON hh.rn = r.{RESERVED}rn LEFT JOIN _occ ON _occ.rn = r.{RESERVED}rn"
+            record = "CAST(hh.h AS VARCHAR) || '#' || coalesce(_occ.occ, 1)"
         corr = text(m.correlation.key) if m.correlation else "NULL"
         line = f"r.{RESERVED}rn + {batch.line_offset}" if batch.line_offset is not None else "NULL"
         # [ingest files, issue 2] a source that knows each row's exact physical line (CSV with
@@ -404,6 +416,8 @@ class Loader:
             )
             """
         )
+        self.con.execute("DROP TABLE IF EXISTS _hash")
+        self.con.execute("DROP TABLE IF EXISTS _occ")
         self._location = batch.location
         self._row_location = f"{RESERVED}location" in cols
 

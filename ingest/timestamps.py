@@ -77,19 +77,23 @@ def detect_format(con: duckdb.DuckDBPyConnection, values: list[str], allow_epoch
     return best if best_ok else None
 
 
-def to_utc_expr(column_sql: str, column_type: str, fmt: str | None) -> str:
+def to_utc_expr(column_sql: str, column_type: str, fmt: str | None, timezone: str = "UTC") -> str:
     """SQL expression turning a source column into a UTC TIMESTAMP (NULL when unparseable).
 
-    Naive values are read in the session time zone, which the loader sets to the source's zone.
+    Naive values are read in ``timezone``, which the loader also sets as the session time zone.
+    The result is taken from the TIMESTAMPTZ's instant (``epoch_us``) rather than through ICU's
+    ``timezone()``; typed naive columns of a UTC source need no conversion at all.
     """
     t = column_type.upper()
     if t.startswith("TIMESTAMP WITH TIME ZONE") or t == "TIMESTAMPTZ":
         tz = column_sql
     elif t.startswith("TIMESTAMP") or t == "DATE":
+        if timezone.upper() in {"UTC", "ETC/UTC", "Z", "GMT"}:
+            return f"CAST({column_sql} AS TIMESTAMP)"
         tz = f"CAST({column_sql} AS TIMESTAMPTZ)"
     elif t in {"BIGINT", "INTEGER", "DOUBLE", "HUGEINT", "UBIGINT", "FLOAT", "DECIMAL"} or t.startswith("DECIMAL"):
         # epoch seconds, or milliseconds when the values are too large to be seconds
         tz = f"CASE WHEN abs({column_sql}) > 1e11 THEN to_timestamp({column_sql} / 1000.0) ELSE to_timestamp({column_sql}) END"
     else:
         tz = parse_expr(f"CAST({column_sql} AS VARCHAR)", fmt or ISO)
-    return f"timezone('UTC', {tz})"
+    return f"make_timestamp(epoch_us({tz}))"
