@@ -271,3 +271,32 @@ def clear() -> None:
     """Forget every cached result (after a write from this process)."""
     _VERSIONS.clear()
     st.cache_data.clear()
+
+
+def attempt_filtered(ref: str, flt: ViewFilter | None = None, **kwargs) -> Outcome:
+    """An engine result computed once for all cases (cached), then narrowed to the filter's cases.
+
+    Engines such as stuck-case detection and conformance cost seconds on large stores; filtering
+    their cached result keeps a filter change fast.
+    """
+    import pandas as pd
+
+    result = attempt(ref, None, **kwargs)
+    if not result.ok or flt is None or flt.is_empty:
+        return result
+    ids = attempt("selected_case_ids", flt)
+    if not ids.ok or ids.value is None:
+        return result
+    keep = set(ids.value)
+    value = result.value
+    if isinstance(value, pd.DataFrame) and "case_id" in value:
+        return Outcome(value[value["case_id"].astype(str).isin(keep)])
+    if isinstance(value, dict) and isinstance(value.get("per_case"), pd.DataFrame):
+        pc = value["per_case"]
+        pc = pc[pc["case_id"].astype(str).isin(keep)]
+        narrowed = {**value, "per_case": pc, "cases": len(pc)}
+        if "fitting" in pc:
+            narrowed["fitting_cases"] = int(pc["fitting"].fillna(False).astype(bool).sum())
+        narrowed["filtered"] = True
+        return Outcome(narrowed)
+    return result

@@ -495,3 +495,11 @@ def on_time_share(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start:
     share = {k: (v[1] / v[0] if v[0] else None) for k, v in got.items()}
     return {"current": share.get(True), "previous": share.get(False),
             "completed": got.get(True, (0, 0))[0], "on_time": got.get(True, (0, 0))[1]}
+
+
+def selected_case_ids(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None) -> list[str] | None:
+    """The ids of the cases a filter selects (None: no filter, all cases)."""
+    if flt is None or flt.is_empty:
+        return None
+    sql, params = flt.cases_sql()
+    return [r[0] for r in con.execute(f"SELECT case_id FROM cases WHERE case_key IN ({sql})", params).fetchall()]

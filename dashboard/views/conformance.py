@@ -76,7 +76,7 @@ if res is not None:
 
 st.divider()
 st.subheader("Exceptions")
-exc = layout.outcome(data.attempt("dashboard.engines:exceptions", flt, now=data.now().isoformat(), config=nav.config()),
+exc = layout.outcome(data.attempt_filtered("dashboard.engines:exceptions", flt, now=data.now().isoformat(), config=nav.config()),
                      "Exceptions")
 if exc is not None:
     if exc.empty:

@@ -36,9 +36,9 @@ st.caption(f"Period {start:%Y-%m-%d} to {(end - timedelta(days=1)):%Y-%m-%d}; ch
            f"{(end - start).days} days before. Closed = " + (f"ended in {', '.join(ends)}" if ends else
            f"no event for {idle_days:.0f} days (set [dashboard] end_activities or a reference model to be exact)"))
 
-stuck = data.attempt("dashboard.engines:stuck", flt, now=now.isoformat(), config=nav.config())
-exc = data.attempt("dashboard.engines:exceptions", flt, now=now.isoformat(), config=nav.config())
-conf = data.attempt("dashboard.engines:conformance", flt, config=nav.config())
+stuck = data.attempt_filtered("dashboard.engines:stuck", flt, now=now.isoformat(), config=nav.config())
+exc = data.attempt_filtered("dashboard.engines:exceptions", flt, now=now.isoformat(), config=nav.config())
+conf = data.attempt_filtered("dashboard.engines:conformance", flt, config=nav.config())
 n_stuck = len(stuck.value) if stuck.ok else None
 n_unhandled = None
 if exc.ok and "handled" in exc.value:

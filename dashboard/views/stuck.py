@@ -16,7 +16,7 @@ if ov is not None:
 if not layout.require_events(ov):
     st.stop()
 now = data.now()
-res = data.attempt("dashboard.engines:stuck", flt, now=now.isoformat(), config=nav.config())
+res = data.attempt_filtered("dashboard.engines:stuck", flt, now=now.isoformat(), config=nav.config())
 
 if not res.ok:
     layout.outcome(res, "Stuck-case detection")
