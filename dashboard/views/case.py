@@ -53,8 +53,17 @@ with left:
     if pos.ok:
         value = pos.value
         if isinstance(value, dict):
-            nice = {k: v for k, v in value.items() if v not in (None, [], {}, "")}
-            st.json(nice, expanded=True)
+            if value.get("open"):
+                nxt = ", ".join(value.get("next_steps") or []) or "—"
+                st.markdown(f"**Open** · waiting for **{value.get('waiting_for') or nxt}**"
+                            + (f" ({value['owner']})" if value.get("owner") else "")
+                            + (f" for {fmt.duration(value.get('waited_seconds'))}" if value.get("waited_seconds") else ""))
+            elif "open" in value:
+                st.markdown("**Closed** · reached a final step of the model.")
+            if value.get("steps"):
+                st.caption("Model steps done: " + " → ".join(value["steps"]))
+            with st.expander("Details"):
+                st.json({k: v for k, v in value.items() if v not in (None, [], {}, "")}, expanded=False)
         else:
             st.write(value)
     else:
