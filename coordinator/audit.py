@@ -16,9 +16,8 @@ import duckdb
 import pandas as pd
 
 from coordinator.outbox import now_utc
-
-SOURCE = "processlens"
-ACTIVITY_PREFIX = "Action: "
+from processlens.events import ACTION_ACTIVITY_PREFIX as ACTIVITY_PREFIX
+from processlens.events import ACTION_SOURCE as SOURCE
 
 
 def write(con: duckdb.DuckDBPyConnection, actor: str, event: str, *, action_id: int | None = None,

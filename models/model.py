@@ -13,6 +13,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from processlens.events import is_action_activity
+
 DEVIATION_TYPES = ("skipped step", "unexpected step", "wrong order", "repeated step")
 
 
@@ -117,7 +119,7 @@ class ReferenceModel:
 
     def task_for(self, activity: str) -> str | None:
         """Model task an event of ``activity`` counts as; None when the activity is ignored."""
-        if activity in self.ignored:
+        if activity in self.ignored or is_action_activity(activity):
             return None
         return self.activity_map.get(activity, activity)
 

@@ -98,6 +98,26 @@ def test_demo_rules_send_one_signed_request_per_stuck_case_and_unhandled_excepti
         assert sum(x["created"] for x in second) == 0
         assert all(x["cooldown"] == x["matched"] for x in second)  # whatever still matches is in cool-down
         assert sum(x["cooldown"] for x in second) >= len(unhandled)
+        # the action events are not process steps: the escalated cases are still stuck, at the same step
+        still = [x for x in second if x["rule"] == "escalate_stuck"] if "rule" in second[0] else second
+        assert sum(x["matched"] for x in still) >= len(stuck)
+        check_still_stuck(db, config, truth)
+
+
+def check_still_stuck(db: Path, config: Path, truth: dict) -> None:
+    """After the escalations became events of their cases, conformance still sees the same stuck cases."""
+    import models
+    from ingest.store import open_store
+    from processlens.config import load_settings
+
+    settings = load_settings(db=db, config=config)
+    model = models.model_from_settings(settings)
+    now = datetime.fromisoformat(json.loads((Path(config).parent / "world.json").read_text())["now"].replace("Z", "+00:00"))
+    with open_store(db, read_only=True) as con:
+        found = models.stuck(con, model, now=now)
+    found = found[found["stuck"]] if "stuck" in found.columns else found
+    assert dict(zip(found["case_id"], found["step"], strict=True)) == {
+        c: t["stuck_at"] for c, t in truth.items() if t["stuck"]}
 
 
 def check_escalations(db: Path, truth: dict) -> None:
