@@ -19,8 +19,16 @@ FILE_KINDS = {
     ".csv": "csv", ".txt": "csv", ".tsv": "csv",
     ".parquet": "parquet", ".pq": "parquet",
     ".xes": "xes", ".gz": "xes",
-    ".sqlite": "ocel", ".jsonocel": "ocel", ".xmlocel": "ocel", ".json": "ocel", ".xml": "ocel",
+    ".sqlite": "ocel", ".jsonocel": "ocel", ".xmlocel": "ocel", ".json": "json", ".xml": "ocel",
+    ".jsonl": "json", ".ndjson": "json",
 }
+
+
+def is_ocel_json(path: Path) -> bool:
+    """An OCEL 1.0/2.0 JSON document (rather than plain JSON records), judged by its first bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(64 * 1024)
+    return any(key in head for key in (b'"ocel:', b'"objectTypes"', b'"eventTypes"'))
 
 
 def file_kind(path: Path) -> str:
@@ -30,10 +38,13 @@ def file_kind(path: Path) -> str:
     if name.endswith(".csv.gz"):
         return "csv"
     kind = FILE_KINDS.get(path.suffix.lower())
+    if kind == "json" and path.suffix.lower() == ".json" and is_ocel_json(path):
+        kind = "ocel"
     if kind is None:
         raise SourceError(
             f"processlens does not know how to read {path.name}",
-            hint="supported: .csv, .tsv, .parquet, .xes, .xes.gz, OCEL 2.0 (.sqlite, .jsonocel, .xmlocel)",
+            hint="supported: .csv, .tsv, .parquet, .xes, .xes.gz, JSON and JSON lines (.json, .jsonl, .ndjson), "
+                 "OCEL 2.0 (.sqlite, .jsonocel, .xmlocel)",
             where={"file": str(path)},
         )
     return kind
@@ -115,6 +126,7 @@ def ingest_file(
     timezone: str | None = None,
     source: str | None = None,
     object_type: str | None = None,
+    records_path: str | None = None,
     progress: bool | None = None,
 ) -> FileImport:
     """Import one file, guessing the mapping where options are not given.
@@ -152,6 +164,17 @@ def ingest_file(
         preview = parquet_file.relation(path)
         cols = _describe_or_fail(con, preview, path, "Parquet")
         open_batches = lambda keys: parquet_file.batches(con, path)  # noqa: E731
+    elif kind == "json":
+        from ingest.sources import json_file
+
+        batch = next(json_file.batches(con, path, records_path=records_path), None)
+        if batch is None:
+            raise SourceError(f"{path} contains no records", hint="check that the export is complete",
+                              where={"file": str(path)})
+        preview = "_json_preview"
+        con.register(preview, batch.data)
+        cols = _describe(con, preview)
+        open_batches = lambda keys: iter([batch])  # noqa: E731
     else:
         table = xes_file.read_frame(path)
         if table.num_rows == 0:
@@ -162,7 +185,7 @@ def ingest_file(
         cols = _describe(con, preview)
         open_batches = lambda keys: xes_file.batches_from(table, path)  # noqa: E731
     try:
-        if kind != "xes" and not con.execute(f"SELECT 1 FROM {preview} LIMIT 1").fetchall():
+        if kind in ("csv", "parquet") and not con.execute(f"SELECT 1 FROM {preview} LIMIT 1").fetchall():
             raise SourceError(f"{path.name} has a header but no events",
                               hint="export the log again with its rows; only the column names were found",
                               where={"file": str(path), "line": 1 if kind == "csv" else None})
@@ -175,7 +198,7 @@ def ingest_file(
             )
         guessed = guess_mapping(con, preview, cols, fixed=explicit)
     finally:
-        if kind == "xes":
+        if kind in ("xes", "json"):
             con.unregister(preview)
     roles = {**guessed, **explicit}
     missing = [r for r in ("case", "activity", "timestamp") if r not in roles]

@@ -154,3 +154,31 @@ def test_genuinely_repeated_rows_are_both_kept(store, tmp_path):
     path.write_text("case,activity,timestamp\n1,A,2024-01-01 10:00:00\n1,A,2024-01-01 10:00:00\n")
     assert ingest_file(store, path, progress=False).result.rows_loaded == 2
     assert ingest_file(store, path, progress=False).result.rows_loaded == 0
+
+
+def test_json_lines_and_json_documents_import_with_guessed_columns(tmp_path, store):
+    """`ingest file` reads plain JSON records too (JSON lines, and a document with nested records)."""
+    import json
+
+    from ingest.api import ingest_file
+
+    lines = tmp_path / "payments.jsonl"
+    rows = [{"payment_id": f"P{i}", "order_ref": f"SO-{i // 2}", "type": ["Authorised", "Captured"][i % 2],
+             "created": f"2024-03-0{1 + i // 2}T10:0{i % 2}:00Z", "amount": 10.5 * i} for i in range(6)]
+    lines.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n", encoding="utf-8")
+    imp = ingest_file(store, lines, case="order_ref", activity="type")
+    assert imp.kind == "json" and imp.mapping.timestamp == "created"
+    assert (imp.result.rows_loaded, imp.result.rows_rejected) == (6, 1)
+    assert store.execute("SELECT line FROM rejects").fetchall() == [(7,)]
+    got = store.execute("SELECT case_id, activity, ts FROM event_log ORDER BY ts, event_id").fetchall()
+    assert [(c, a) for c, a, _ in got] == [(r["order_ref"], r["type"]) for r in rows]
+    assert str(got[0][2]) == "2024-03-01 10:00:00"
+
+    doc = tmp_path / "tickets.json"
+    doc.write_text(json.dumps({"tickets": [
+        {"ticket_id": "T1", "order_ref": "SO-9", "events": [{"what": "Open Ticket", "at": "2024-03-02 08:00:00"},
+                                                           {"what": "Resolve Ticket", "at": "2024-03-03 09:00:00"}]}]}))
+    imp = ingest_file(store, doc, case="order_ref", activity="what", timestamp="at", records_path="tickets[].events")
+    assert imp.result.rows_loaded == 2
+    assert ingest_file(store, doc, case="order_ref", activity="what", timestamp="at",
+                       records_path="tickets[].events").result.duplicates_skipped == 2

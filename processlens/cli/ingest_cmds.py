@@ -25,12 +25,13 @@ def ingest() -> None:
 @click.option("--timezone", help="Time zone of naive timestamps in this file, e.g. Europe/Amsterdam (default UTC).")
 @click.option("--source", help="Name of the source system (default: the file name).")
 @click.option("--object-type", help="OCEL logs: the object type whose objects become cases (default: the most used).")
+@click.option("--records-path", help="JSON: where the records are, e.g. 'items' or 'tickets[].events' (default: the top level).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when interactive).")
 @json_option
 @click.pass_context
 def ingest_file_cmd(ctx, path, case, activity, timestamp, start_timestamp, resource, lifecycle, sep, timezone, source,
-                    object_type, progress, as_json):
-    """Import one file (CSV, Parquet, XES, .xes.gz, OCEL 2.0), guessing its columns.
+                    object_type, records_path, progress, as_json):
+    """Import one file (CSV, Parquet, XES, .xes.gz, JSON/JSON lines, OCEL 2.0), guessing its columns.
 
     Bad rows are quarantined with file, line, field and reason ('processlens ingest rejects');
     importing the same file again loads nothing new.
@@ -42,7 +43,7 @@ def ingest_file_cmd(ctx, path, case, activity, timestamp, start_timestamp, resou
         imp = ingest_file(con, path, case=case, activity=activity, timestamp=timestamp, start_timestamp=start_timestamp,
                           resource=resource, lifecycle=lifecycle,
                           sep=sep.encode().decode("unicode_escape") if sep else None,
-                          timezone=timezone, source=source, object_type=object_type,
+                          timezone=timezone, source=source, object_type=object_type, records_path=records_path,
                           progress=False if as_json else progress)
     mapping = {k: getattr(imp.mapping, k) for k in MAPPING_ROLES if getattr(imp.mapping, k)}
     data = {"file": str(imp.path), "kind": imp.kind, "mapping": mapping, "guessed": sorted(imp.guessed),
