@@ -98,18 +98,24 @@ with row2[4]:
 if not stuck.ok and stuck.kind in ("unconfigured", "missing"):
     st.caption(f"Stuck cases, exceptions and conformance: {stuck.message}. " + (stuck.hint or ""))
 
-st.subheader("Right now")
-board = st.columns(4)
-open_cases = k["open"]
-escalated = None
-acts = data.attempt("dashboard.engines:action_status_counts").value or {}
-if acts:
-    escalated = sum(acts.values())
-board[0].metric("Waiting", fmt.count(open_cases - (n_stuck or 0)), border=True, help="Open cases within their normal time")
-board[1].metric("Blocked (stuck)", fmt.count(n_stuck), border=True)
-board[2].metric("Completed in period", fmt.count(cur["completed"]), border=True)
-board[3].metric("Escalated (actions)", fmt.count(escalated), border=True,
-                help="Corrective actions created by the coordinator and operators")
+@st.fragment(run_every=int(cfg.get("refresh_seconds", 60)))
+def right_now() -> None:
+    """The live board: re-reads the store's version every minute and redraws when data changed."""
+    st.subheader("Right now")
+    live = data.attempt("flow_kpis", flt, start=start.isoformat(), end=end.isoformat(), **common).value or k
+    live_stuck = data.attempt_filtered("dashboard.engines:stuck", flt, now=now.isoformat(), config=nav.config())
+    n_live = len(live_stuck.value) if live_stuck.ok else None
+    acts = data.attempt("dashboard.engines:action_status_counts").value or {}
+    board = st.columns(4)
+    board[0].metric("Waiting", fmt.count(live["open"] - (n_live or 0)), border=True,
+                    help="Open cases within their normal time")
+    board[1].metric("Blocked (stuck)", fmt.count(n_live), border=True)
+    board[2].metric("Completed in period", fmt.count(live["current"]["completed"]), border=True)
+    board[3].metric("Escalated (actions)", fmt.count(sum(acts.values()) if acts else None), border=True,
+                    help="Corrective actions created by the coordinator and operators")
+
+
+right_now()
 
 left, right = st.columns(2)
 with left:
