@@ -237,6 +237,14 @@ class Loader:
         rows = self.con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
         return {r[0]: r[1] for r in rows}
 
+    def _is_table(self, name: str) -> bool:
+        return bool(self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [name]).fetchall()[0][0])
+
+    def _is_view(self, name: str) -> bool:
+        return bool(self.con.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND temporary", [name]).fetchall()[0][0])
+
     def _load_batch(self, batch: Batch) -> int:
         n = self._load_records(batch) if batch.relation else self._reject_only(batch)
         if batch.file_sha256:
@@ -288,7 +296,14 @@ class Loader:
                     where={"file": batch.location},
                 )
             n_source_rejects = self._write_source_rejects(batch)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _raw AS SELECT *, row_number() OVER () - 1 AS {RESERVED}rn FROM {relation}")
+            if batch.data is None and relation.isidentifier() and self._is_table(relation):
+                # a table the source already materialised: number its rows by rowid instead of copying it
+                # (rows written in this transaction have row ids counted from an offset: subtract the first)
+                first = con.execute(f"SELECT coalesce(min(rowid), 0) FROM {relation}").fetchall()[0][0]
+                con.execute(f"CREATE OR REPLACE TEMP VIEW _raw AS SELECT *, rowid - {int(first)} AS {RESERVED}rn FROM {relation}")
+            else:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _raw AS SELECT *, row_number() OVER () - 1 AS {RESERVED}rn "
+                            f"FROM {relation}")
             n = con.execute("SELECT count(*) FROM _raw").fetchone()[0]
             res.rows_read += n + n_source_rejects
             res.rows_rejected += n_source_rejects
@@ -298,7 +313,7 @@ class Loader:
         finally:
             if registered:
                 con.unregister(registered)
-            con.execute("DROP TABLE IF EXISTS _raw")
+            con.execute("DROP VIEW IF EXISTS _raw" if self._is_view("_raw") else "DROP TABLE IF EXISTS _raw")
             con.execute("DROP TABLE IF EXISTS _norm")
         return n + n_source_rejects
 
