@@ -194,3 +194,20 @@ def test_a_login_guards_everything_and_roles_limit_actions(monkeypatch, receipt,
     at.switch_page("views/case.py").run()
     assert not [b for b in at.button if b.label.startswith("Dispatch")]
     assert any("operator role" in c.value for c in at.caption)
+
+
+def test_stuck_work_under_a_filter_lists_exactly_the_stuck_cases_it_selects(monkeypatch, demo):
+    import json
+
+    db, config = demo
+    truth = json.loads((config.parent / "truth.json").read_text())
+    with duckdb.connect(str(db), read_only=True) as con:
+        region = dict(con.execute("SELECT case_id, json_extract_string(attrs, '$.region') FROM cases").fetchall())
+    stuck_regions = sorted({region[c] for c, t in truth.items() if t["stuck"] and c in region})
+    assert stuck_regions, "the demo world has stuck cases"
+    chosen = stuck_regions[0]
+    expected = sorted(c for c, t in truth.items() if t["stuck"] and region.get(c) == chosen)
+    at = run_page(monkeypatch, db, "views/stuck.py", config, params={"attr": f"region={chosen}"})
+    assert_clean(at, "views/stuck.py")
+    assert sorted(at.dataframe[0].value["case_id"]) == expected
+    assert metrics(at)["Stuck cases"] == str(len(expected))
