@@ -293,4 +293,8 @@ def run_jobs(settings: Settings, names: list[str] | None = None, progress: bool 
                 results.append(run_job(con, spec, progress=progress))
         except ProcesslensError as exc:  # e.g. the store stayed busy
             results.append(RunResult(run_id=0, job=spec.name, status="failed", error=failure_message(exc)))
+    if any(r.rows_loaded or r.resolved_pending for r in results):
+        from processlens.maintenance import after_ingest_at
+
+        after_ingest_at(settings.db_path)
     return results

@@ -123,6 +123,10 @@ def run_cycle(settings: Settings, jobs: list[JobSpec], log: Callable[[str], None
             continue
         if result.status == "succeeded":
             log(f"{stamp} {result.summary()}")
+            if result.rows_loaded or result.resolved_pending:
+                from processlens.maintenance import after_ingest_at
+
+                after_ingest_at(settings.db_path)
         else:
             log(f"{stamp} {job.name}: FAILED: {result.error}")
         last[job.name] = _now()

@@ -262,3 +262,28 @@ def test_json_document_with_bom_and_a_single_list(tmp_path: Path):
     settings, res = run_psp(tmp_path, b"\xef\xbb\xbf" + json.dumps(doc).encode(), name="psp.json")
     assert (res.rows_loaded, res.rows_rejected) == (2, 1)
     assert rejects(settings) == [(None, "payments[2]", "record is not a JSON object")]
+
+
+def test_running_jobs_keeps_the_analytics_aggregates_current(tmp_path):
+    """After `run_jobs` the maintained aggregates cover every event, so readers need not rescan."""
+    import analytics
+    from analytics.incremental import is_fresh
+    from ingest.jobs import run_jobs
+    from ingest.store import open_store
+    from processlens.config import load_settings
+
+    log = tmp_path / "log.csv"
+    log.write_text("case,activity,time\nA,start,2024-01-01 10:00\nA,end,2024-01-01 11:00\nB,start,2024-01-02 09:00\n")
+    config = tmp_path / "processlens.toml"
+    config.write_text('[jobs.log]\nkind = "csv"\npath = "log.csv"\n'
+                      '[jobs.log.mapping]\ncase = "case"\nactivity = "activity"\ntimestamp = "time"\n')
+    settings = load_settings(db=tmp_path / "s.duckdb", config=config)
+    run_jobs(settings)
+    with open_store(settings.db_path, read_only=True) as con:
+        assert is_fresh(con)
+        assert analytics.dfg(con).edges[["source", "target", "frequency"]].values.tolist() == [["start", "end", 1]]
+    log.write_text(log.read_text() + "B,end,2024-01-02 12:00\n")
+    run_jobs(settings)
+    with open_store(settings.db_path, read_only=True) as con:
+        assert is_fresh(con)
+        assert analytics.dfg(con).edges["frequency"].tolist() == [2]

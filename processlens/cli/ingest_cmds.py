@@ -45,6 +45,10 @@ def ingest_file_cmd(ctx, path, case, activity, timestamp, start_timestamp, resou
                           sep=sep.encode().decode("unicode_escape") if sep else None,
                           timezone=timezone, source=source, object_type=object_type, records_path=records_path,
                           progress=False if as_json else progress)
+        if imp.result.rows_loaded:
+            from processlens.maintenance import after_ingest
+
+            after_ingest(con)
     mapping = {k: getattr(imp.mapping, k) for k in MAPPING_ROLES if getattr(imp.mapping, k)}
     data = {"file": str(imp.path), "kind": imp.kind, "mapping": mapping, "guessed": sorted(imp.guessed),
             **imp.result.to_dict(), **imp.extra}
