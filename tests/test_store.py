@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 
-import duckdb
 import pytest
 
 from ingest.store import connect, data_version, migrations, open_store, pending_migrations, schema_version
