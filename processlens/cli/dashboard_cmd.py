@@ -11,18 +11,23 @@ from processlens.cli.common import emit, json_option, settings
 @click.option("--port", default=8501, show_default=True, type=int, help="Port to serve on.")
 @click.option("--address", default=None, help="Address to listen on (default 127.0.0.1; others need a login configured).")
 @click.option("--open/--no-open", "open_browser", default=False, help="Open a browser window.")
+@click.option("--coordinator/--no-coordinator", default=True, show_default=True,
+              help="Also run the coordinator loop (when rules are configured) while the dashboard is up.")
 @click.pass_context
-def dashboard(ctx: click.Context, port: int, address: str | None, open_browser: bool) -> None:
+def dashboard(ctx: click.Context, port: int, address: str | None, open_browser: bool, coordinator: bool) -> None:
     """Serve the dashboard on http://localhost:PORT for the store and processlens.toml in use."""
     if ctx.invoked_subcommand is not None:
         return
-    from dashboard.server import resolve_address, serve
+    from dashboard.server import resolve_address
+    from processlens.service import has_rules, serve
 
     s = settings(ctx)
     host = resolve_address(s, address)
     click.echo(f"processlens dashboard on http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{port} "
                f"(store {s.db_path}); Ctrl-C stops it.")
-    ctx.exit(serve(s, port=port, open_browser=open_browser, address=host))
+    if coordinator and has_rules(s):
+        click.echo("coordinator loop running beside it (--no-coordinator to leave it off)")
+    ctx.exit(serve(s, port=port, open_browser=open_browser, address=host, coordinator=coordinator))
 
 
 @dashboard.group("user")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import sys
@@ -139,10 +138,8 @@ def demo(ctx, cases, seed, days, out_dir, truth_out, now_text, no_dashboard, por
     emit(data, as_json, "\n".join(lines))
     if no_dashboard:
         return
-    if importlib.util.find_spec("dashboard") and importlib.util.find_spec("dashboard.server"):
-        from dashboard.server import serve
+    from processlens.service import serve
 
-        say(f"starting the dashboard on http://localhost:{port} (Ctrl-C to stop)")
-        ctx.exit(serve(settings, port) or 0)
-    say(f"the dashboard is not installed yet; start it later with: processlens --db {db_path} "
-        f"--config {world.config_path} dashboard --port {port}")
+    say(f"starting the dashboard on http://localhost:{port} with the coordinator loop beside it (Ctrl-C to stop);"
+        " set PROCESSLENS_DEMO_WEBHOOK and PROCESSLENS_WEBHOOK_SECRET to watch the demo's actions arrive")
+    ctx.exit(serve(settings, port) or 0)
