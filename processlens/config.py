@@ -94,6 +94,8 @@ def load_settings(db: str | Path | None = None, config: str | Path | None = None
     if config_path is None:
         config_path = remembered_config(db_path or DEFAULT_DB)
     raw = read_toml(config_path) if config_path else {}
+    if config_path:
+        apply_edits(raw, read_edits(config_path))
     settings = Settings(db_path=DEFAULT_DB, config_path=config_path.resolve() if config_path else None, raw=raw)
     if db_path is not None:
         settings.db_path = db_path
@@ -137,3 +139,52 @@ def remember_config(con, config_path: Path) -> None:
         "INSERT INTO store_meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [CONFIG_META_KEY, str(Path(config_path).resolve())],
     )
+
+
+#: Changes made in the dashboard (rules, targets) live beside the config file, never inside it,
+#: so the hand-written file keeps its comments; each ``[section.name]`` here replaces the one of
+#: the same name in processlens.toml (and its includes).
+EDITS_FILE = "processlens.edited.toml"
+
+
+def edits_path(config_path: Path) -> Path:
+    return Path(config_path).parent / EDITS_FILE
+
+
+def read_edits(config_path: Path) -> dict[str, Any]:
+    path = edits_path(config_path)
+    return read_toml(path) if path.exists() else {}
+
+
+def apply_edits(raw: dict[str, Any], edits: dict[str, Any]) -> dict[str, Any]:
+    """Merge edits into a config: per section, entries replace those of the same name."""
+    for section, entries in edits.items():
+        if isinstance(entries, dict) and isinstance(raw.get(section), dict):
+            raw[section] = {**raw[section], **entries}
+        else:
+            raw[section] = entries
+    return raw
+
+
+def save_edit(settings: Settings, section: str, name: str, value: dict[str, Any] | None) -> Path:
+    """Record (or with ``None`` remove) ``[section.name]`` in the edits file; returns its path.
+
+    The caller validates ``value`` first. Raises ConfigError when no config file is in use.
+    """
+    import tomli_w
+
+    if settings.config_path is None:
+        raise ConfigError("there is no processlens.toml to save the change beside",
+                          hint="start processlens with --config PATH (or PROCESSLENS_CONFIG)")
+    edits = read_edits(settings.config_path)
+    table = edits.setdefault(section, {})
+    if value is None:
+        table.pop(name, None)
+    else:
+        table[name] = value
+    path = edits_path(settings.config_path)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(tomli_w.dumps(edits), encoding="utf-8")
+    tmp.replace(path)  # atomic: a crash leaves the old or the new file, never half of one
+    settings.raw = apply_edits(read_toml(settings.config_path), edits)
+    return path
