@@ -56,6 +56,9 @@ class Batch:
     # and the content hash (no record_id) ignores null fields, so it does not depend on which
     # other fields happen to appear in the same export.
     schemaless: bool = False
+    # the relation is a temp table the source made for this batch only: the loader drops it as
+    # soon as its rows are mapped, instead of holding it (and its copies) until the end
+    disposable: bool = False
 
 
 @dataclass
@@ -136,6 +139,7 @@ class Loader:
         self._empty_before = False
         self._inserted_batches = 0
         self._row_location = False
+        self._disposable: str | None = None
 
     # -- run lifecycle -------------------------------------------------------------------------
     def run(self, batches: Iterable[Batch]) -> RunResult:
@@ -296,6 +300,7 @@ class Loader:
                     where={"file": batch.location},
                 )
             n_source_rejects = self._write_source_rejects(batch)
+            self._disposable = relation if batch.disposable and relation.isidentifier() else None
             if batch.data is None and relation.isidentifier() and self._is_table(relation):
                 # a table the source already materialised: number its rows by rowid instead of copying it
                 # (rows written in this transaction have row ids counted from an offset: subtract the first)
@@ -314,6 +319,7 @@ class Loader:
             if registered:
                 con.unregister(registered)
             con.execute("DROP VIEW IF EXISTS _raw" if self._is_view("_raw") else "DROP TABLE IF EXISTS _raw")
+            con.execute("DROP VIEW IF EXISTS _new" if self._is_view("_new") else "DROP TABLE IF EXISTS _new")
             con.execute("DROP TABLE IF EXISTS _norm")
         return n + n_source_rejects
 
@@ -361,6 +367,7 @@ class Loader:
         start = self._ts_expr(m.start_timestamp, cols) if m.start_timestamp else "NULL"
         activity = f"{quote_literal(m.activity_prefix)} || {text(m.activity)}" if m.activity_prefix else text(m.activity)
         raw_from = "_raw r"
+        self._hash_keys = None
         if m.record_id:
             record = text(m.record_id)
         else:
@@ -370,21 +377,10 @@ class Loader:
             content_json = struct(sorted(c for c in cols if not c.startswith(RESERVED)))
             if batch.schemaless:
                 content_json = f"json_merge_patch('{{}}', {content_json})"
-            per_file = [f"{RESERVED}location"] if f"{RESERVED}location" in cols else []
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _hash AS SELECT r.{RESERVED}rn AS rn, "
-                f"{''.join(f'r.{c}, ' for c in per_file)}md5_number_lower(CAST({content_json} AS VARCHAR)) AS h FROM _raw r"
-            )
-            keys = ", ".join([*per_file, "h"])
-            self.con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE _occ AS
-                SELECT rn, row_number() OVER (PARTITION BY {keys} ORDER BY rn) AS occ
-                FROM _hash WHERE ({keys}) IN (SELECT ({keys}) FROM _hash GROUP BY {keys} HAVING count(*) > 1)
-                """
-            )
-            raw_from = f"_raw r JOIN _hash hh ON hh.rn = r.{RESERVED}rn LEFT JOIN _occ ON _occ.rn = r.{RESERVED}rn"
-            record = "CAST(hh.h AS VARCHAR) || '#' || coalesce(_occ.occ, 1)"
+            # the hash is computed in the same pass as the mapping; the occurrence number (1 for
+            # nearly every row) is fixed up afterwards for the few rows whose content repeats
+            self._hash_keys = ", ".join([*([f"{RESERVED}location"] if f"{RESERVED}location" in cols else []), "h"])
+            record = f"CAST(md5_number_lower(CAST({content_json} AS VARCHAR)) AS VARCHAR) || '#1'"
         corr = text(m.correlation.key) if m.correlation else "NULL"
         line = f"r.{RESERVED}rn + {batch.line_offset}" if batch.line_offset is not None else "NULL"
         # [ingest files, issue 2] a source that knows each row's exact physical line (CSV with
@@ -431,10 +427,27 @@ class Loader:
             )
             """
         )
-        self.con.execute("DROP TABLE IF EXISTS _hash")
-        self.con.execute("DROP TABLE IF EXISTS _occ")
+        if self._hash_keys:
+            self._number_repeats(cols)
         self._location = batch.location
         self._row_location = f"{RESERVED}location" in cols
+
+    def _number_repeats(self, cols: dict[str, str]) -> None:
+        """Give rows with the same content hash (in the same file) occurrence numbers 1, 2, ...
+        in source order, so genuine repeats stay apart and re-runs give them the same ids."""
+        per_file = f"r.{RESERVED}location, " if f"{RESERVED}location" in cols else ""
+        keys = f"{per_file}n.record_id"
+        self.con.execute(
+            f"""
+            UPDATE _norm SET record_id = split_part(_norm.record_id, '#', 1) || '#' || d.occ
+            FROM (
+                SELECT n.rn, row_number() OVER (PARTITION BY {keys} ORDER BY n.rn) AS occ
+                FROM _norm n {"JOIN _raw r ON r." + RESERVED + "rn = n.rn" if per_file else ""}
+                WHERE n.record_id IN (SELECT record_id FROM _norm GROUP BY record_id HAVING count(*) > 1)
+            ) d
+            WHERE _norm.rn = d.rn AND d.occ > 1
+            """
+        )
 
     def _apply(self) -> None:
         con, res, sid, run_id = self.con, self.result, self.source_id, self.result.run_id
@@ -453,23 +466,37 @@ class Loader:
         # (content-hash ids carry their occurrence number, so they are unique within the batch already)
         # (rows of several files in one batch: the same content in two files is one record, as it
         # would be with the files in separate batches, so the window runs then too)
+        self._drop_raw()
         occurrence = ("row_number() OVER (PARTITION BY n.record_id ORDER BY n.rn)"
                       if self.mapping.record_id or self._row_location else "1")
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE _new AS
-            SELECT * FROM (
-                SELECT n.*, {occurrence} AS occ
-                FROM _norm n WHERE n.reject_reason IS NULL
-            ) n
-            WHERE occ = 1
-              AND NOT EXISTS (SELECT 1 FROM events e WHERE e.source_id = $sid AND e.record_id = n.record_id)
-              AND NOT EXISTS (SELECT 1 FROM pending_events p WHERE p.source_id = $sid AND p.record_id = n.record_id)
-            """,
-            {"sid": sid},
-        )
+        # nothing of this source is stored yet (first load): no row can be a duplicate of a stored one
+        fresh = con.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM events WHERE source_id = $sid) "
+            "AND NOT EXISTS (SELECT 1 FROM pending_events WHERE source_id = $sid)", {"sid": sid}
+        ).fetchall()[0][0]
         good = con.execute("SELECT count(*) FROM _norm WHERE reject_reason IS NULL").fetchone()[0]
-        new = con.execute("SELECT count(*) FROM _new").fetchone()[0]
+        if fresh and occurrence == "1" and not self.mapping.correlation:
+            # every good row is new: read them straight from _norm instead of copying them
+            con.execute("CREATE OR REPLACE TEMP VIEW _new AS SELECT * FROM _norm WHERE reject_reason IS NULL")
+            new_is_view, new = True, good
+        else:
+            stored = "" if fresh else """
+              AND NOT EXISTS (SELECT 1 FROM events e WHERE e.source_id = $sid AND e.record_id = n.record_id)
+              AND NOT EXISTS (SELECT 1 FROM pending_events p WHERE p.source_id = $sid AND p.record_id = n.record_id)"""
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE _new AS
+                SELECT * FROM (
+                    SELECT n.*, {occurrence} AS occ
+                    FROM _norm n WHERE n.reject_reason IS NULL
+                ) n
+                WHERE occ = 1 {stored}
+                """,
+                {"sid": sid} if stored else {},
+            )
+            new_is_view = False
+            new = con.execute("SELECT count(*) FROM _new").fetchone()[0]
+            con.execute("DROP TABLE _norm")
         res.duplicates_skipped += good - new
         if self.mapping.correlation:
             key_name = self.mapping.correlation.name
@@ -504,7 +531,16 @@ class Loader:
                                  sort=self._empty_before and not self._inserted_batches)
         self._inserted_batches += 1 if inserted else 0
         res.rows_loaded += inserted
-        con.execute("DROP TABLE IF EXISTS _new")
+        con.execute("DROP VIEW _new" if new_is_view else "DROP TABLE _new")
+
+    def _drop_raw(self) -> None:
+        """Free the source rows once mapped (and, for a disposable source table, that table too)."""
+        if self._is_view("_raw"):
+            self.con.execute("DROP VIEW _raw")
+            if self._disposable:
+                self.con.execute(f"DROP TABLE IF EXISTS {self._disposable}")
+        else:
+            self.con.execute("DROP TABLE IF EXISTS _raw")
 
 
 def insert_events(con: duckdb.DuckDBPyConnection, table: str, source_id: int, run_id: int,

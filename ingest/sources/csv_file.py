@@ -307,7 +307,8 @@ def batches(
         raise _fail(path, "has a header but no events", "export the log again with its rows; the header alone was found",
                     line=1)
     line_offset = _attach_lines(con, path, encoding, sep, quote, source_rejects)
-    batch = Batch(relation="_csv_data", location=str(path), line_offset=line_offset, source_rejects=source_rejects)
+    batch = Batch(relation="_csv_data", location=str(path), line_offset=line_offset, source_rejects=source_rejects,
+                  disposable=True)
     batch.extra = {"duplicate_headers": dups, "encoding": encoding, "sep": sep}  # type: ignore[attr-defined]
     try:
         yield batch
