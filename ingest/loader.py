@@ -301,7 +301,11 @@ class Loader:
                 )
             n_source_rejects = self._write_source_rejects(batch)
             self._disposable = relation if batch.disposable and relation.isidentifier() else None
-            if batch.data is None and relation.isidentifier() and self._is_table(relation):
+            if f"{RESERVED}rn" in cols:
+                # the source numbers its rows itself (Parquet's file row number, an Arrow column):
+                # read it in place, no copy
+                con.execute(f"CREATE OR REPLACE TEMP VIEW _raw AS SELECT * FROM {relation}")
+            elif batch.data is None and relation.isidentifier() and self._is_table(relation):
                 # a table the source already materialised: number its rows by rowid instead of copying it
                 # (rows written in this transaction have row ids counted from an offset: subtract the first)
                 first = con.execute(f"SELECT coalesce(min(rowid), 0) FROM {relation}").fetchall()[0][0]

@@ -109,7 +109,13 @@ def read_frame(path: Path):
 
 
 def batches_from(table, path: Path) -> Iterator[Batch]:
-    """One batch over an already read table (``read_frame``)."""
+    """One batch over an already read table (``read_frame``), its rows numbered in an extra
+    column so the loader reads the Arrow data in place instead of copying it."""
+    import numpy as np
+    import pyarrow as pa
+
+    if "__pl_rn" not in table.column_names:
+        table = table.append_column("__pl_rn", pa.array(np.arange(table.num_rows, dtype=np.int64)))
     yield Batch(relation="_xes_data", data=table, location=str(path), line_offset=None)
 
 
