@@ -24,6 +24,11 @@ from ingest.timestamps import detect_format, quote_ident, quote_literal, to_utc_
 from processlens.errors import ProcesslensError, SourceError
 
 RESERVED = "__pl_"
+# DuckDB's working memory during a run: beyond it the run's temporary tables and sorts spill to
+# disk (next to the store), so an import of any size needs about this much plus the reader's own
+# data, instead of growing with the file. Raise it (e.g. "2GB") for speed on big machines.
+MEMORY_ENV = "PROCESSLENS_INGEST_MEMORY"
+DEFAULT_MEMORY = "384MB"
 
 
 @dataclass
@@ -147,6 +152,7 @@ class Loader:
         con = self.con
         self._started = time.monotonic()
         started_at = now_utc()
+        memory_before = self._limit_memory()
         con.execute("BEGIN TRANSACTION")
         try:
             self.source_id = ensure_source(con, self.source, self.kind, self.mapping.timezone, self.config)
@@ -195,11 +201,37 @@ class Loader:
         except BaseException as exc:
             con.execute("ROLLBACK")
             con.execute("SET TimeZone = 'UTC'")
+            self._restore_memory(memory_before)
             self._record_failure(started_at, exc)
+            if isinstance(exc, duckdb.OutOfMemoryException):
+                raise ProcesslensError(
+                    f"ingest {self.job} ran out of memory: {str(exc).splitlines()[0]}",
+                    hint=f"give the import more working memory, e.g. {MEMORY_ENV}=2GB",
+                ) from exc
             raise
         con.execute("SET TimeZone = 'UTC'")
+        self._restore_memory(memory_before)
         maybe_compact(con)
         return self.result
+
+    def _limit_memory(self) -> str | None:
+        """Cap DuckDB's memory for the run (see ``DEFAULT_MEMORY``); returns the setting to restore."""
+        import os
+
+        limit = os.environ.get(MEMORY_ENV, DEFAULT_MEMORY).strip()
+        if not limit or limit.lower() in ("0", "none", "off"):
+            return None
+        before = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        try:
+            self.con.execute(f"SET memory_limit = {quote_literal(limit)}")
+        except duckdb.Error as exc:
+            raise ProcesslensError(f"{MEMORY_ENV}={limit!r} is not a memory size",
+                                   hint="use a size such as 512MB or 2GB") from exc
+        return before
+
+    def _restore_memory(self, before: str | None) -> None:
+        if before is not None:
+            self.con.execute(f"SET memory_limit = {quote_literal(before)}")
 
     def _write_run(self, started_at: datetime) -> None:
         r = self.result
