@@ -14,7 +14,7 @@ st.set_page_config(page_title="processlens", page_icon=":material/insights:", la
                    initial_sidebar_state="expanded")
 
 from dashboard import auth  # noqa: E402
-from dashboard.components import filter_bar  # noqa: E402
+from dashboard.components import filter_bar, nav  # noqa: E402
 from dashboard.views import PAGES  # noqa: E402
 
 try:
@@ -41,6 +41,7 @@ with st.sidebar:
             auth.logout()
 
 try:
+    nav.warm_up()
     filter_bar.render()
     page.run()
 except Exception as exc:  # noqa: BLE001 - users get a message, the server log gets the traceback

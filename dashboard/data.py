@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -209,14 +210,52 @@ def _cached(ref: str, db: str, version: int, flt_key: str, kwargs_json: str) -> 
     return run_read(fn, db, **kwargs)
 
 
+def _qualified(ref: str) -> str:
+    return ref if ":" in ref else f"dashboard.queries:{ref}"
+
+
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="processlens-prefetch")
+_PENDING: dict[tuple, Future] = {}
+_PENDING_LOCK = threading.Lock()
+
+
+def _quiet(ref: str, db: str, version: int, flt_key: str, kwargs_json: str) -> None:
+    try:
+        _cached(ref, db, version, flt_key, kwargs_json)
+    except Exception:  # noqa: BLE001 - the page's own get() raises and shows it
+        log.debug("prefetch of %s failed", ref, exc_info=True)
+
+
+def prefetch(ref: str, flt: ViewFilter | None = None, **kwargs) -> Future:
+    """Start computing ``get(ref, flt, **kwargs)`` in a background thread and return its future.
+
+    A later :func:`get` of the same question finds the cached result, or waits for the running
+    computation (``st.cache_data`` holds one lock per key) instead of starting it twice. Pages
+    prefetch their slow engine results first so they compute while the cheap parts render.
+    """
+    key = (_qualified(ref), db_path(), data_version(), flt.key() if flt is not None else "",
+           json.dumps(kwargs, sort_keys=True, default=str))
+    with _PENDING_LOCK:
+        future = _PENDING.get(key)
+        if future is None:
+            future = _POOL.submit(_quiet, *key)
+            _PENDING[key] = future
+            future.add_done_callback(lambda _f, k=key: _forget(k))
+        return future
+
+
+def _forget(key: tuple) -> None:
+    with _PENDING_LOCK:
+        _PENDING.pop(key, None)
+
+
 def get(ref: str, flt: ViewFilter | None = None, **kwargs) -> Any:
     """The result of ``ref`` (``"module:function"``, default module ``dashboard.queries``), cached.
 
     Raises :class:`ProcesslensError` subclasses with a message and a hint; ``StoreBusyError``
     only when there is no earlier result to show.
     """
-    if ":" not in ref:
-        ref = f"dashboard.queries:{ref}"
+    ref = _qualified(ref)
     db = db_path()
     flt_key = flt.key() if flt is not None else ""
     kwargs_json = json.dumps(kwargs, sort_keys=True, default=str)

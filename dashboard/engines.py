@@ -217,23 +217,32 @@ def conformance(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, c
 def deviation_breakdown(con: duckdb.DuckDBPyConnection, deviation: str, attribute: str, flt: ViewFilter | None = None,
                         config: str | None = None) -> pd.DataFrame:
     """Per value of a case attribute: cases, cases with the deviation, its rate and lift against all cases."""
-    res = conformance(con, flt, config)
-    pc = res.get("per_case")
-    if pc is None or pc.empty:
-        return pd.DataFrame(columns=["value", "cases", "with_deviation", "rate", "lift"])
-    has = pc.assign(dev=pc["deviation_types"].fillna("").map(lambda s: deviation in s.split(", ")))
-    from dashboard.filters import attr_path
+    from dashboard.queries import case_attribute
 
-    df = con.execute(
-        """WITH d AS (SELECT unnest(?::VARCHAR[]) AS case_id, unnest(?::BOOLEAN[]) AS dev)
-           SELECT coalesce(json_extract_string(c.attrs, ?), '(missing)') AS value, count(*) AS cases,
-                  count(*) FILTER (WHERE d.dev) AS with_deviation
-           FROM d JOIN cases c ON c.case_id = d.case_id GROUP BY 1 ORDER BY cases DESC LIMIT 100""",
-        [list(has["case_id"]), [bool(x) for x in has["dev"]], attr_path(attribute)]).df()
+    res = conformance(con, flt, config)
+    return breakdown(res.get("per_case"), case_attribute(con, attribute), deviation)
+
+
+def breakdown(per_case: pd.DataFrame | None, values: pd.DataFrame, deviation: str) -> pd.DataFrame:
+    """The deviation breakdown from a conformance result's ``per_case`` table and ``case_attribute`` values.
+
+    Pages pass the cached conformance result, so choosing another deviation or attribute costs a
+    join in memory rather than a new conformance check.
+    """
+    cols = ["value", "cases", "with_deviation", "rate", "lift"]
+    if per_case is None or per_case.empty or "deviation_types" not in per_case:
+        return pd.DataFrame(columns=cols)
+    dev = per_case["deviation_types"].fillna("").map(lambda s: deviation in s.split(", "))
+    has = pd.DataFrame({"case_id": per_case["case_id"].astype(str).values, "dev": dev.astype(bool).values})
+    joined = has.merge(values, on="case_id", how="inner")
+    df = (joined.groupby("value", sort=False)
+          .agg(cases=("dev", "size"), with_deviation=("dev", "sum")).reset_index()
+          .sort_values("cases", ascending=False, kind="stable").head(100))
+    df["with_deviation"] = df["with_deviation"].astype(int)
     overall = has["dev"].mean() if len(has) else 0
     df["rate"] = df["with_deviation"] / df["cases"]
     df["lift"] = df["rate"] / overall if overall else None
-    return df.sort_values(["lift", "cases"], ascending=False)
+    return df.sort_values(["lift", "cases"], ascending=False)[cols].reset_index(drop=True)
 
 
 def case_position(con: duckdb.DuckDBPyConnection, case_id: str, config: str | None = None) -> Any:

@@ -180,6 +180,12 @@ def models_in_store(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 # -- cases ----------------------------------------------------------------------------------
+def case_attribute(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
+    """Every case's value of one case attribute (``(missing)`` when absent): columns case_id, value."""
+    return _df(con, "SELECT case_id::VARCHAR AS case_id, coalesce(json_extract_string(attrs, ?), '(missing)') AS value "
+                    "FROM cases", [attr_path(name)])
+
+
 def find_cases(con: duckdb.DuckDBPyConnection, text: str = "", limit: int = 50) -> list[str]:
     """Case ids containing ``text`` (case-insensitive); exact matches first."""
     rows = con.execute(

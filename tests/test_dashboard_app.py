@@ -40,6 +40,8 @@ def run_page(monkeypatch, db: Path, page: str, config: Path | None = None, param
     else:
         monkeypatch.delenv("PROCESSLENS_CONFIG", raising=False)
     monkeypatch.delenv("PROCESSLENS_NOW", raising=False)
+    # Health draws its model-based tiles as "computing" after a short wait; tests check their numbers
+    monkeypatch.setenv("PROCESSLENS_DASHBOARD_MODEL_WAIT", "120")
     at = AppTest.from_file(APP, default_timeout=120)
     for key, value in (params or {}).items():
         at.query_params[key] = value

@@ -24,3 +24,21 @@ def selected_rows(event) -> list[int]:
         return list(event.selection.rows)
     except AttributeError:
         return []
+
+
+def warm_up() -> None:
+    """Start the slow, model-based results (stuck, exceptions, conformance) in the background.
+
+    They are computed once per data version for all cases (pages narrow them to the filter), so
+    whichever page asks first finds them computed or in progress rather than starting from zero.
+    Failures are not raised here: the page that shows the result reports them.
+    """
+    try:
+        now = data.now().isoformat()
+        cfg = config()
+        data.prefetch("dashboard.engines:end_activities", config=cfg)
+        data.prefetch("dashboard.engines:stuck", now=now, config=cfg)
+        data.prefetch("dashboard.engines:conformance", config=cfg)
+        data.prefetch("dashboard.engines:exceptions", now=now, config=cfg)
+    except Exception:  # noqa: BLE001 - a warm-up must never break a page
+        pass

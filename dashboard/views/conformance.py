@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from dashboard import data
+from dashboard import data, engines
 from dashboard.components import filter_bar, fmt, layout, nav
 
 flt = filter_bar.current()
@@ -19,7 +19,9 @@ if not layout.require_events(ov):
 
 method = st.segmented_control("Method", ["token-replay", "alignments"], default="token-replay", key="conf_method",
                               help="Token replay is fast; alignments are exact (cached per variant)") or "token-replay"
-res = layout.outcome(data.attempt("dashboard.engines:conformance", flt, config=nav.config(), method=method),
+# computed once for all cases per data version (cached), narrowed to the filter in memory
+by_method = {} if method == "token-replay" else {"method": method}
+res = layout.outcome(data.attempt_filtered("dashboard.engines:conformance", flt, config=nav.config(), **by_method),
                      "Conformance")
 if res is not None:
     m = st.columns(4)
@@ -66,8 +68,8 @@ if res is not None:
             c = st.columns(2)
             dev = c[0].selectbox("Deviation", list(types["type"]), key="conf_dev")
             attr = c[1].selectbox("Case attribute", list(attrs["name"]), key="conf_attr")
-            bd = layout.outcome(data.attempt("dashboard.engines:deviation_breakdown", flt, deviation=dev,
-                                             attribute=attr, config=nav.config()), "The breakdown")
+            values = layout.outcome(data.attempt("case_attribute", name=attr), "The breakdown")
+            bd = engines.breakdown(res.get("per_case"), values, dev) if values is not None else None
             if bd is not None and not bd.empty:
                 st.caption("Lift > 1: cases with this value have the deviation more often than cases overall.")
                 st.dataframe(bd.assign(rate=bd["rate"] * 100), hide_index=True, column_config={

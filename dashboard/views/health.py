@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import wait
 from datetime import timedelta
 
 import plotly.express as px
@@ -12,6 +14,8 @@ from dashboard.components import filter_bar, fmt, kpi, layout, nav
 
 DEFAULT_ON_TIME = {"green": 0.9, "red": 0.7}  # used when [dashboard.targets] does not set one
 DEFAULT_CONF = {"green": 0.9, "red": 0.75}
+#: seconds the page waits for the model-based tiles before drawing them as "computing"
+MODEL_WAIT = float(os.environ.get("PROCESSLENS_DASHBOARD_MODEL_WAIT", "1"))
 
 flt = filter_bar.current()
 layout.header("Process health", "How the process is doing against its targets", flt)
@@ -36,9 +40,18 @@ st.caption(f"Period {start:%Y-%m-%d} to {(end - timedelta(days=1)):%Y-%m-%d}; ch
            f"{(end - start).days} days before. Closed = " + (f"ended in {', '.join(ends)}" if ends else
            f"no event for {idle_days:.0f} days (set [dashboard] end_activities or a reference model to be exact)"))
 
-stuck = data.attempt_filtered("dashboard.engines:stuck", flt, now=now.isoformat(), config=nav.config())
-exc = data.attempt_filtered("dashboard.engines:exceptions", flt, now=now.isoformat(), config=nav.config())
-conf = data.attempt_filtered("dashboard.engines:conformance", flt, config=nav.config())
+# The model-based tiles (stuck, exceptions, conformance) cost seconds on a large store the first
+# time per data version: they compute in the background, and the page waits for them only up to
+# MODEL_WAIT seconds; after that the tiles say "computing" and a fragment reruns the page once
+# they are ready.
+model_calls = {"stuck": ("dashboard.engines:stuck", dict(now=now.isoformat(), config=nav.config())),
+               "exceptions": ("dashboard.engines:exceptions", dict(now=now.isoformat(), config=nav.config())),
+               "conformance": ("dashboard.engines:conformance", dict(config=nav.config()))}
+futures = [data.prefetch(ref, **kw) for ref, kw in model_calls.values()]
+models_ready = not wait(futures, timeout=MODEL_WAIT).not_done
+computing = data.Outcome(kind="busy", message="still computing — the tile fills in by itself in a moment")
+stuck, exc, conf = (data.attempt_filtered(ref, flt, **kw) if models_ready else computing
+                    for ref, kw in model_calls.values())
 n_stuck = len(stuck.value) if stuck.ok else None
 n_unhandled = None
 if exc.ok and "handled" in exc.value:
@@ -97,13 +110,24 @@ with row2[4]:
              help="Exception events not followed by their handler" if exc.ok else f"Not available: {exc.message}")
 if not stuck.ok and stuck.kind in ("unconfigured", "missing"):
     st.caption(f"Stuck cases, exceptions and conformance: {stuck.message}. " + (stuck.hint or ""))
+if not models_ready:
+    @st.fragment(run_every=1)
+    def await_models() -> None:
+        """Polls the background computation; reruns the whole page once the model-based results are in."""
+        if not wait(futures, timeout=0).not_done:
+            st.rerun(scope="app")
+        st.caption(":material/hourglass_top: Computing stuck cases, exceptions and conformance for the "
+                   "latest data…")
+
+    await_models()
 
 @st.fragment(run_every=int(cfg.get("refresh_seconds", 60)))
 def right_now() -> None:
     """The live board: re-reads the store's version every minute and redraws when data changed."""
     st.subheader("Right now")
     live = data.attempt("flow_kpis", flt, start=start.isoformat(), end=end.isoformat(), **common).value or k
-    live_stuck = data.attempt_filtered("dashboard.engines:stuck", flt, now=now.isoformat(), config=nav.config())
+    live_stuck = (data.attempt_filtered("dashboard.engines:stuck", flt, now=now.isoformat(), config=nav.config())
+                  if models_ready else stuck)
     n_live = len(live_stuck.value) if live_stuck.ok else None
     acts = data.attempt("dashboard.engines:action_status_counts").value or {}
     board = st.columns(4)

@@ -32,7 +32,16 @@ def server(tmp_path_factory):
 
     db, config = demo_store(tmp_path_factory.getbasetemp())
     port = free_port()
-    proc = start(load_settings(db, config), port=port, quiet=not os.environ.get("PROCESSLENS_E2E_VERBOSE"))
+    # the screenshots show Health's model-based tiles filled in, not "computing"
+    saved = os.environ.get("PROCESSLENS_DASHBOARD_MODEL_WAIT")
+    os.environ["PROCESSLENS_DASHBOARD_MODEL_WAIT"] = "60"
+    try:
+        proc = start(load_settings(db, config), port=port, quiet=not os.environ.get("PROCESSLENS_E2E_VERBOSE"))
+    finally:
+        if saved is None:
+            os.environ.pop("PROCESSLENS_DASHBOARD_MODEL_WAIT", None)
+        else:
+            os.environ["PROCESSLENS_DASHBOARD_MODEL_WAIT"] = saved
     try:
         wait_until_up(port, proc=proc, timeout=90)
         yield f"http://127.0.0.1:{port}", db
