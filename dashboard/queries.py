@@ -363,10 +363,22 @@ def dfg(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None) -> dict[s
 
 
 # -- Health: flow KPIs (store-only) -----------------------------------------------------------------
-def _case_spans(flt: ViewFilter | None, end_activities: list[str] | None, idle_days: float, now: datetime) -> tuple[str, list[Any]]:
+def _fresh_aggregates(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the analytics package's per-case aggregate (``an_cases``) covers every event."""
+    try:
+        from analytics.incremental import is_fresh
+    except ImportError:
+        return False
+    return is_fresh(con)
+
+
+def _case_spans(flt: ViewFilter | None, end_activities: list[str] | None, idle_days: float, now: datetime,
+                use_aggregates: bool = False) -> tuple[str, list[Any]]:
     """CTE ``pc``: per case first/last ts, last activity, last source and whether it is closed.
 
     Closed = its last activity is one of ``end_activities``; without them, idle for ``idle_days``.
+    With ``use_aggregates`` the spans come from the maintained ``an_cases`` table (one row per
+    case, same ``ORDER BY ts, event_id`` tie-break) instead of a scan of every event.
     """
     with_, params = _scope(flt)
     with_ = with_ + ", " if with_ else "WITH "
@@ -376,12 +388,20 @@ def _case_spans(flt: ViewFilter | None, end_activities: list[str] | None, idle_d
     else:
         closed = "last_ts < ?::TIMESTAMP - to_days(?::INTEGER)"
         cparams = [now, int(idle_days)]
-    sql = with_ + f"""
+    if use_aggregates:
+        pc0 = f"""
+        pc0 AS (SELECT c.case_key, c.start_ts AS first_ts, c.end_ts AS last_ts, a.name AS last_activity,
+                       s.name AS last_source
+                FROM an_cases c JOIN activities a ON a.activity_id = c.last_activity_id
+                     JOIN sources s ON s.source_id = c.last_source_id{_join(flt, "c")})"""
+    else:
+        pc0 = f"""
         pc0 AS (SELECT e.case_key, min(e.ts) AS first_ts, max(e.ts) AS last_ts,
                        arg_max(a.name, (e.ts, e.event_id)) AS last_activity,
                        arg_max(s.name, (e.ts, e.event_id)) AS last_source
                 FROM events e JOIN activities a USING (activity_id) JOIN sources s USING (source_id){_join(flt)}
-                GROUP BY e.case_key),
+                GROUP BY e.case_key)"""
+    sql = with_ + pc0 + f""",
         pc AS (SELECT *, ({closed}) AS closed FROM pc0)"""
     return sql, params + cparams
 
@@ -392,7 +412,7 @@ def flow_kpis(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start: str
     t0, t1 = datetime.fromisoformat(start), datetime.fromisoformat(end)
     p0 = t0 - (t1 - t0)
     now_ts = datetime.fromisoformat(now) if now else t1
-    cte, params = _case_spans(flt, end_activities, idle_days, now_ts)
+    cte, params = _case_spans(flt, end_activities, idle_days, now_ts, _fresh_aggregates(con))
 
     def period(a: datetime, b: datetime) -> dict[str, Any]:
         row = con.execute(cte + """
@@ -416,7 +436,7 @@ def open_by(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, by: str = "l
     if by not in ("last_source", "last_activity"):
         raise ValueError("by must be last_source or last_activity")
     now_ts = datetime.fromisoformat(now) if now else datetime.utcnow()
-    cte, params = _case_spans(flt, end_activities, idle_days, now_ts)
+    cte, params = _case_spans(flt, end_activities, idle_days, now_ts, _fresh_aggregates(con))
     return _df(con, cte + f"""
         SELECT {by} AS "group", count(*) AS open_cases,
                median((epoch(?::TIMESTAMP) - epoch(last_ts))) AS median_wait_seconds
@@ -429,7 +449,7 @@ def kpi_cases(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, kind: str,
     """The cases behind a Health number: ``started``, ``completed`` or ``wip`` in the period, or ``open`` now."""
     t0, t1 = datetime.fromisoformat(start), datetime.fromisoformat(end)
     now_ts = datetime.fromisoformat(now) if now else t1
-    cte, params = _case_spans(flt, end_activities, idle_days, now_ts)
+    cte, params = _case_spans(flt, end_activities, idle_days, now_ts, _fresh_aggregates(con))
     cond = {"started": ("first_ts >= ? AND first_ts < ?", [t0, t1]),
             "completed": ("closed AND last_ts >= ? AND last_ts < ?", [t0, t1]),
             "wip": ("first_ts < ? AND (NOT closed OR last_ts >= ?)", [t1, t1]),
@@ -486,7 +506,7 @@ def on_time_share(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start:
     if not sla:
         return {"current": None, "previous": None}
     now_ts = datetime.fromisoformat(now) if now else t1
-    cte, params = _case_spans(flt, end_activities, idle_days, now_ts)
+    cte, params = _case_spans(flt, end_activities, idle_days, now_ts, _fresh_aggregates(con))
     rows = con.execute(cte + f"""
             , sla AS (SELECT unnest(?::VARCHAR[]) AS activity, unnest(?::DOUBLE[]) AS sla),
             done AS (SELECT case_key, last_ts FROM pc WHERE closed AND last_ts >= ? AND last_ts < ?),

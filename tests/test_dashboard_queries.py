@@ -163,3 +163,29 @@ def test_rag_and_map_simplification():
         assert (kept_e["target"] == node).any() and (kept_e["source"] == node).any()
     dot = processmap.to_dot(kept_a, kept_e, "performance")
     assert dot.startswith("digraph") and '"a" -> "b"' in dot and "1 min" in dot
+
+
+def test_health_queries_read_the_maintained_aggregates_with_the_same_result(tmp_path, monkeypatch):
+    from analytics import incremental
+
+    path = tmp_path / "store.duckdb"
+    with open_store(path) as con:
+        ingest_file(con, real_log("receipt/08_receipt.xes.gz"), progress=False)
+        incremental.refresh(con)
+    with open_store(path, read_only=True) as con:
+        assert queries._fresh_aggregates(con)
+        last = con.execute("SELECT max(ts) FROM events").fetchone()[0]
+        start, end = queries.period_bounds(last, None, days=28)
+        flt = ViewFilter(sources=(queries.source_names(con)[0],))
+        args = dict(start=start.isoformat(), end=end.isoformat(), idle_days=10, now=last.isoformat())
+
+        def answers() -> list:
+            return [queries.flow_kpis(con, f, **args) for f in (None, flt)] + [
+                queries.open_by(con, None, by="last_activity", idle_days=10, now=last.isoformat()).to_dict("list"),
+                queries.kpi_cases(con, None, kind="completed", **args).to_dict("list"),
+                queries.on_time_share(con, None, sla={"T02 Check confirmation of receipt": 3600.0}, **args)]
+
+        fast = answers()
+        monkeypatch.setattr(queries, "_fresh_aggregates", lambda _con: False)
+        assert answers() == fast
+        assert fast[0]["current"]["started"] > 0
