@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from dashboard.filters import VARIANT_ID_SQL, VARIANT_SEP, ViewFilter, attr_path
+from dashboard.filters import VARIANT_ID_LEN, VARIANT_ID_SQL, VARIANT_SEP, ViewFilter, attr_path
 from ingest.store import EVENT_ORDER, data_version
 
 
@@ -254,6 +254,23 @@ def top_variants(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, 
     flt_wo_variant = ViewFilter(start=flt.start, end=flt.end, sources=flt.sources, attrs=flt.attrs) if flt else None
     with_, params = _scope(flt_wo_variant)
     with_ = with_ + ", " if with_ else "WITH "
+    if _fresh_aggregates(con):
+        # per-case variants and spans from the maintained aggregates: no scan of the events
+        df = _df(con, with_ + f"""
+        v AS (SELECT c.variant_id AS an_id, count(*) AS cases,
+                     median(epoch(c.end_ts) - epoch(c.start_ts)) AS median_seconds,
+                     quantile_cont(epoch(c.end_ts) - epoch(c.start_ts), 0.9) AS p90_seconds
+              FROM an_cases c{_join(flt_wo_variant, "c")} GROUP BY 1),
+        steps AS (SELECT variant_id AS an_id, unnest(trace) AS activity_id, generate_subscripts(trace, 1) AS pos
+                  FROM an_variants WHERE variant_id IN (SELECT an_id FROM v)),
+        seqs AS (SELECT an_id, string_agg(a.name, chr(31) ORDER BY pos) AS seq
+                 FROM steps JOIN activities a USING (activity_id) GROUP BY an_id)
+        SELECT left(md5(seq), {VARIANT_ID_LEN}) AS variant_id, seq, cases, cases / sum(cases) OVER () AS share,
+               median_seconds, p90_seconds
+        FROM v JOIN seqs USING (an_id) ORDER BY cases DESC, variant_id LIMIT {int(top)}""", params)
+        df["activities"] = df.pop("seq").map(lambda s: s.split(VARIANT_SEP) if s else [])
+        df["length"] = df["activities"].map(len)
+        return df
     df = _df(
         con,
         with_ + f"""

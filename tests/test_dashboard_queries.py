@@ -183,6 +183,8 @@ def test_health_queries_read_the_maintained_aggregates_with_the_same_result(tmp_
             return [queries.flow_kpis(con, f, **args) for f in (None, flt)] + [
                 queries.open_by(con, None, by="last_activity", idle_days=10, now=last.isoformat()).to_dict("list"),
                 queries.kpi_cases(con, None, kind="completed", **args).to_dict("list"),
+                queries.top_variants(con, None, top=15).to_dict("list"),
+                queries.top_variants(con, flt, top=15).to_dict("list"),
                 queries.on_time_share(con, None, sla={"T02 Check confirmation of receipt": 3600.0}, **args)]
 
         fast = answers()
