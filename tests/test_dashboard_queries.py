@@ -191,3 +191,18 @@ def test_health_queries_read_the_maintained_aggregates_with_the_same_result(tmp_
         monkeypatch.setattr(queries, "_fresh_aggregates", lambda _con: False)
         assert answers() == fast
         assert fast[0]["current"]["started"] > 0
+
+
+def test_deviation_breakdown_from_a_cached_conformance_result():
+    from dashboard.engines import breakdown
+
+    per_case = pd.DataFrame({"case_id": ["a", "b", "c", "d", "e"],
+                             "deviation_types": ["skip X", "", "skip X, extra Y", "extra Y", None]})
+    values = pd.DataFrame({"case_id": ["a", "b", "c", "d", "e"],
+                           "value": ["North", "North", "South", "South", "South"]})
+    got = breakdown(per_case, values, "skip X")
+    assert list(got["value"]) == ["North", "South"]
+    assert list(got["cases"]) == [2, 3] and list(got["with_deviation"]) == [1, 1]
+    assert got["lift"].tolist() == pytest.approx([0.5 / 0.4, (1 / 3) / 0.4])
+    assert breakdown(per_case, values, "extra").empty is False  # a prefix is not a deviation type
+    assert breakdown(per_case, values, "extra")["with_deviation"].sum() == 0
