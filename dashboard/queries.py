@@ -342,6 +342,44 @@ def handoff_waits(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None,
     )
 
 
+def bottleneck_waits(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, handoff_top: int = 30,
+                     activity_top: int = 15, resource_top: int = 30) -> dict[str, pd.DataFrame]:
+    """The Bottlenecks page's three tables in one session and one pass over the events.
+
+    The waits between consecutive events are computed once into a temporary table, then grouped
+    by hand-off (``handoff_waits``), by activity and week (``wait_by_activity_week``) and by
+    resource (``wait_by_resource``) — the same results as those three queries.
+    """
+    with_, params = _scope(flt)
+    with_ = with_ + ", " if with_ else "WITH "
+    con.execute("DROP TABLE IF EXISTS temp.pl_waits")
+    con.execute("CREATE TEMP TABLE pl_waits AS " + with_ + f"""
+        seq AS (SELECT a.name AS target, s.name AS target_source, e.resource, e.ts,
+                       lag(a.name) OVER w AS source, lag(s.name) OVER w AS source_system,
+                       (epoch(e.ts) - epoch(lag(e.ts) OVER w)) AS wait
+                FROM events e JOIN activities a USING (activity_id) JOIN sources s USING (source_id){_join(flt)}
+                WINDOW w AS (PARTITION BY e.case_key ORDER BY e.ts, e.event_id))
+        SELECT * FROM seq WHERE source IS NOT NULL""", params)
+    try:
+        handoffs = _df(con, f"""
+            SELECT source, target, source_system, target_source AS target_system, count(*) AS frequency,
+                   sum(wait) AS total_wait_seconds, median(wait) AS median_seconds,
+                   quantile_cont(wait, 0.9) AS p90_seconds, sum(wait) / sum(sum(wait)) OVER () AS share_of_waiting
+            FROM pl_waits GROUP BY ALL ORDER BY total_wait_seconds DESC LIMIT {int(handoff_top)}""")
+        weeks = _df(con, f"""
+            WITH w AS (SELECT target AS activity, ts, wait FROM pl_waits WHERE wait IS NOT NULL),
+            topa AS (SELECT activity FROM w GROUP BY activity ORDER BY sum(wait) DESC LIMIT {int(activity_top)})
+            SELECT date_trunc('week', ts) AS week, activity, count(*) AS events, median(wait) AS median_seconds
+            FROM w WHERE activity IN (SELECT activity FROM topa) GROUP BY ALL ORDER BY week, activity""")
+        resources = _df(con, f"""
+            SELECT coalesce(resource, '(none)') AS resource, count(*) AS events, sum(wait) AS total_wait_seconds,
+                   median(wait) AS median_seconds, sum(wait) / sum(sum(wait)) OVER () AS share_of_waiting
+            FROM pl_waits WHERE wait IS NOT NULL GROUP BY 1 ORDER BY total_wait_seconds DESC LIMIT {int(resource_top)}""")
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.pl_waits")
+    return {"handoffs": handoffs, "weeks": weeks, "resources": resources}
+
+
 def period_bounds(last_ts: datetime | None, flt: ViewFilter | None, days: int = 28) -> tuple[datetime, datetime]:
     """The period the Health page reports on: the filter's range, or the ``days`` up to the last event."""
     if flt is not None and flt.start and flt.end:

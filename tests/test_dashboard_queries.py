@@ -206,3 +206,12 @@ def test_deviation_breakdown_from_a_cached_conformance_result():
     assert got["lift"].tolist() == pytest.approx([0.5 / 0.4, (1 / 3) / 0.4])
     assert breakdown(per_case, values, "extra").empty is False  # a prefix is not a deviation type
     assert breakdown(per_case, values, "extra")["with_deviation"].sum() == 0
+
+
+def test_bottleneck_waits_in_one_pass_equal_the_three_queries(receipt):
+    flt = ViewFilter(sources=(queries.source_names(receipt)[0],))
+    for f in (None, flt):
+        got = queries.bottleneck_waits(receipt, f, handoff_top=30, activity_top=15, resource_top=30)
+        pd.testing.assert_frame_equal(got["handoffs"], queries.handoff_waits(receipt, f, top=30))
+        pd.testing.assert_frame_equal(got["weeks"], queries.wait_by_activity_week(receipt, f, top=15))
+        pd.testing.assert_frame_equal(got["resources"], queries.wait_by_resource(receipt, f, top=30))

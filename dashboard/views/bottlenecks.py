@@ -16,9 +16,12 @@ if ov is not None:
 if not layout.require_events(ov):
     st.stop()
 
+# the three tabs' tables in one session and one pass over the events
+waits = layout.outcome(data.attempt("bottleneck_waits", flt, handoff_top=30, activity_top=15, resource_top=30),
+                       "Waiting times") or {}
 tab_edge, tab_week, tab_res = st.tabs(["By hand-off", "By activity and week", "By resource"])
 with tab_edge:
-    hw = layout.outcome(data.attempt("handoff_waits", flt, top=30), "Waiting by hand-off")
+    hw = waits.get("handoffs")
     if hw is not None and not hw.empty:
         hw["hand-off"] = hw["source"] + " → " + hw["target"]
         hw["between systems"] = hw["source_system"] != hw["target_system"]
@@ -42,7 +45,7 @@ with tab_edge:
                      hide_index=True, column_config={"share": st.column_config.ProgressColumn(
                          "share of waiting", format="%.1f%%", min_value=0, max_value=100)})
 with tab_week:
-    wk = layout.outcome(data.attempt("wait_by_activity_week", flt, top=15), "Waiting by activity and week")
+    wk = waits.get("weeks")
     if wk is not None and not wk.empty:
         wk["median wait (days)"] = wk["median_seconds"] / 86400
         fig = px.density_heatmap(wk, x="week", y="activity", z="median wait (days)", histfunc="avg",
@@ -51,7 +54,7 @@ with tab_week:
         st.caption("Median waiting time before each activity, per week: the darker, the longer cases waited.")
         st.plotly_chart(fig, key="week_heat")
 with tab_res:
-    rs = layout.outcome(data.attempt("wait_by_resource", flt, top=30), "Waiting by resource")
+    rs = waits.get("resources")
     if rs is not None and not rs.empty:
         rs["total wait (days)"] = rs["total_wait_seconds"] / 86400
         fig = px.bar(rs.head(20).iloc[::-1], x="total wait (days)", y="resource", orientation="h",
