@@ -213,3 +213,30 @@ def test_stuck_work_under_a_filter_lists_exactly_the_stuck_cases_it_selects(monk
     assert_clean(at, "views/stuck.py")
     assert sorted(at.dataframe[0].value["case_id"]) == expected
     assert metrics(at)["Stuck cases"] == str(len(expected))
+
+
+def test_an_analyst_edits_a_rule_on_the_actions_page(monkeypatch, demo, tmp_path):
+    """The rule editor validates like processlens.toml: a bad edit is refused, a good one is saved beside it."""
+    import shutil
+
+    from processlens.config import EDITS_FILE, load_settings
+
+    db, config = demo
+    work = tmp_path / "copy"
+    shutil.copytree(config.parent, work / "world")
+    shutil.copy(db, work / "demo.duckdb")
+    db, config = work / "demo.duckdb", work / "world" / "processlens.toml"
+    at = run_page(monkeypatch, db, "views/actions.py", config)
+    assert_clean(at, "views/actions.py")
+    at.selectbox(key="rule_edit_pick").select("escalate_stuck").run()
+    body = at.text_area(key="rule_edit_body_escalate_stuck")
+    assert 'cooldown = "1d"' in body.value
+    body.set_value(body.value.replace('mode = "automatic"', 'mode = "whenever"')).run()
+    at.button(key="rule_edit_save").click().run()
+    assert any("mode" in e.value for e in at.error), "an invalid mode is refused with the field named"
+    assert not (config.parent / EDITS_FILE).exists()
+    body = at.text_area(key="rule_edit_body_escalate_stuck")
+    body.set_value(body.value.replace('mode = "whenever"', 'mode = "approval"')).run()
+    at.button(key="rule_edit_save").click().run()
+    assert not at.exception and any("saved" in s.value for s in at.success), [e.value for e in at.error]
+    assert load_settings(db=db, config=config).section("rules")["escalate_stuck"]["mode"] == "approval"

@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard import auth, data, engines
 from dashboard.components import fmt, layout, nav
+from dashboard.components.rule_editor import rule_editor
 from processlens.errors import ProcesslensError
 
 layout.header("Actions", "Corrective actions: queued, delivered, failed — and whether they helped")
@@ -70,6 +71,8 @@ with tab_effect:
 with tab_rules:
     rules = layout.outcome(data.attempt("dashboard.engines:rules", config=nav.config()), "The rules")
     if rules is not None:
+        if user is not None and user.can("edit") and nav.config():
+            rule_editor(lambda: engines._settings(nav.config()), [] if rules.empty else list(rules["rule"]))
         if rules.empty:
             st.info("No rule is configured. Add `[rules.NAME]` tables to processlens.toml (see docs/coordinator.md), "
                     "then test one with `processlens rules test NAME`.", icon=":material/settings:")
