@@ -13,7 +13,7 @@ import platform
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["ingest", "analytics", "conformance", "dispatch", "dashboard"]
+ORDER = ["summary", "ingest", "analytics", "conformance", "dispatch", "dashboard"]
 
 
 def machine() -> str:
@@ -25,6 +25,29 @@ def machine() -> str:
     except OSError:
         pass
     return f"{platform.machine()}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
+
+
+def demote(text: str, top: int = 2) -> str:
+    """Shift a section's headings so its highest one is at level ``top`` (code blocks left alone)."""
+    lines = text.splitlines()
+    fenced = False
+    levels = []
+    for line in lines:
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("#"):
+            levels.append(len(line) - len(line.lstrip("#")))
+    if not levels:
+        return text
+    shift = top - min(levels)
+    out, fenced = [], False
+    for line in lines:
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("#") and shift > 0:
+            line = "#" * shift + line
+        out.append(line)
+    return "\n".join(out)
 
 
 def assemble() -> str:
@@ -39,7 +62,7 @@ def assemble() -> str:
         "",
     ]
     for name in names:
-        out += [parts[name], ""]
+        out += [demote(parts[name]), ""]
     if not names:
         out.append("No benchmark has been run yet.")
     return "\n".join(out).rstrip() + "\n"
