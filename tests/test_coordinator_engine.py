@@ -148,3 +148,42 @@ def test_effect_compares_with_cases_that_got_no_action(world, tmp_path):
     assert row["control_median_seconds_to_move_on"] == pytest.approx(4.5 * 86400, abs=5)
     assert row["control_on_time_share"] == pytest.approx(0.0)
     assert row["on_time_share_difference"] == pytest.approx(0.5)
+
+
+def test_deviation_rule_acts_once_on_each_case_that_left_the_model(tmp_path, db_path, monkeypatch):
+    """A case that skipped Check Credit (a completed deviation) triggers the deviation rule; fitting cases do not."""
+    try:
+        import models
+
+        models.exceptions  # noqa: B018
+    except (ImportError, AttributeError):
+        pytest.skip("models.exceptions has not landed yet")
+    monkeypatch.setenv("PROCESSLENS_WEBHOOK_SECRET", "s")
+    skipped = [("Create Order", timedelta(days=6)), ("Approve Order", timedelta(days=6) - timedelta(hours=3)),
+               ("Close Order", timedelta(days=6) - timedelta(hours=4))]
+    csv = _csv() + "".join(f"d1,{a},{(NOW - t):%Y-%m-%d %H:%M:%S},r\n" for a, t in skipped)
+    make_store(db_path, tmp_path, csv_text=csv)
+    (tmp_path / "tiny.txt").write_text(MODEL)
+    with Receiver() as r:
+        body = f"""
+[coordinator]
+allowlist = ["127.0.0.1"]
+now = "{NOW.isoformat()}Z"
+[models.tiny]
+path = "tiny.txt"
+[rules.deviations]
+when = "deviation"
+do = "webhook"
+[rules.deviations.target]
+url = "{r.url}/dev"
+"""
+        s = write_config(tmp_path / "processlens.toml", db_path, body)
+        result = run_once(s)
+        (outcome,) = result.evaluation.rules
+        got = [q.json for q in r.succeeded() if q.path == "/dev"]
+        assert "d1" in outcome.case_ids and {g["case_id"] for g in got} == set(outcome.case_ids)
+        assert not {"h0", "h1", "c9", "s2"} & set(outcome.case_ids)  # conforming cases are left alone
+        d1 = next(g for g in got if g["case_id"] == "d1")
+        assert d1["kind"] == "deviation" and "Check Credit" in str(d1)
+        n = len(r.requests)
+        assert run_once(s).evaluation.created == 0 and len(r.requests) == n  # cool-down: once per case
