@@ -213,7 +213,7 @@ def ingest_file(
     loader = Loader(con, job=f"file:{path.name}", source=source, kind=kind, mapping=mapping, progress=False,
                     config={"path": str(path.resolve())})
     with QueryProgress(con, f"importing {path.name}", show):
-        result = loader.run(open_batches(mapping.key_columns))
+        result = loader.run_with_fallback(lambda: open_batches(mapping.key_columns))
     return FileImport(path=path, kind=kind, mapping=mapping, result=result,
                       guessed={k: v for k, v in guessed.items() if k not in explicit})
 

@@ -251,7 +251,7 @@ def run_job(con: duckdb.DuckDBPyConnection, spec: JobSpec, progress: bool = Fals
     loader = Loader(con, job=spec.name, source=spec.source, kind=spec.kind, mapping=spec.mapping,
                     progress=progress, config=spec.public_config())
     try:
-        return loader.run(source_batches(con, spec))
+        return loader.run_with_fallback(lambda: source_batches(con, spec))
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -64,6 +64,10 @@ class Batch:
     # the relation is a temp table the source made for this batch only: the loader drops it as
     # soon as its rows are mapped, instead of holding it (and its copies) until the end
     disposable: bool = False
+
+
+class IngestMemoryError(ProcesslensError):
+    """DuckDB ran out of its working memory during a run (the run was rolled back)."""
 
 
 @dataclass
@@ -130,7 +134,9 @@ class Loader:
         mapping: Mapping,
         progress: bool | None = None,
         config: dict | None = None,
+        memory: str | None = None,
     ) -> None:
+        self.memory = memory  # None: PROCESSLENS_INGEST_MEMORY, else DEFAULT_MEMORY; "off": no cap
         self.con = con
         self.job = job
         self.source = source
@@ -204,7 +210,7 @@ class Loader:
             self._restore_memory(memory_before)
             self._record_failure(started_at, exc)
             if isinstance(exc, duckdb.OutOfMemoryException):
-                raise ProcesslensError(
+                raise IngestMemoryError(
                     f"ingest {self.job} ran out of memory: {str(exc).splitlines()[0]}",
                     hint=f"give the import more working memory, e.g. {MEMORY_ENV}=2GB",
                 ) from exc
@@ -214,11 +220,27 @@ class Loader:
         maybe_compact(con)
         return self.result
 
+    def run_with_fallback(self, make_batches: Callable[[], Iterable[Batch]]) -> RunResult:
+        """``run`` under the default memory cap; if one allocation needs more than the cap allows
+        (DuckDB cannot spill every buffer), run again without the cap instead of failing.
+        A cap the user set explicitly (``PROCESSLENS_INGEST_MEMORY``) is respected."""
+        import os
+
+        try:
+            return self.run(make_batches())
+        except IngestMemoryError:
+            if self.memory is not None or os.environ.get(MEMORY_ENV):
+                raise
+            print(f"ingest {self.job}: more memory than the {DEFAULT_MEMORY} working cap was needed; "
+                  "loading again without the cap", file=sys.stderr)
+            self.memory = "off"
+            return self.run(make_batches())
+
     def _limit_memory(self) -> str | None:
         """Cap DuckDB's memory for the run (see ``DEFAULT_MEMORY``); returns the setting to restore."""
         import os
 
-        limit = os.environ.get(MEMORY_ENV, DEFAULT_MEMORY).strip()
+        limit = (self.memory or os.environ.get(MEMORY_ENV, DEFAULT_MEMORY)).strip()
         if not limit or limit.lower() in ("0", "none", "off"):
             return None
         before = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]

@@ -164,3 +164,40 @@ def test_sigkill_mid_load_leaves_the_store_as_before(tmp_path: Path, db_path: Pa
             [Batch("_a", data=table(range(0, 500)), location="m", cursor="r499"),
              Batch("_b", data=table(range(500, 1000)), location="m", position_offset=500, cursor="r999")])
         assert res.rows_loaded == 1000 and res.cursor == "r999"
+
+
+def test_a_run_that_outgrows_the_default_memory_cap_is_loaded_without_it(tmp_path, monkeypatch, capsys):
+    """DuckDB cannot spill every buffer: when the default cap is too small the run is redone uncapped."""
+    import ingest.loader as loader_module
+    from ingest.api import ingest_file
+    from ingest.store import open_store
+
+    monkeypatch.delenv(loader_module.MEMORY_ENV, raising=False)
+    monkeypatch.setattr(loader_module, "DEFAULT_MEMORY", "1MB")  # far too small for any real work
+    path = tmp_path / "log.csv"
+    path.write_text("case,activity,time,note\n" + "".join(
+        f"c{i // 5},a{i % 5},2024-01-01 {i % 24:02d}:00:00,{'x' * 200}\n" for i in range(50_000)))
+    with open_store(tmp_path / "s.duckdb") as con:
+        imp = ingest_file(con, path)
+        assert imp.result.status == "succeeded" and imp.result.rows_loaded == 50_000
+        assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 50_000
+        failed = con.execute("SELECT count(*) FROM ingest_runs WHERE status = 'failed'").fetchone()[0]
+    assert failed == 1 and "without the cap" in capsys.readouterr().err
+
+
+def test_an_explicit_memory_cap_is_respected(tmp_path, monkeypatch):
+    import pytest
+
+    import ingest.loader as loader_module
+    from ingest.api import ingest_file
+    from ingest.store import open_store
+
+    monkeypatch.setenv(loader_module.MEMORY_ENV, "1MB")
+    path = tmp_path / "log.csv"
+    path.write_text("case,activity,time,note\n" + "".join(
+        f"c{i // 5},a{i % 5},2024-01-01 {i % 24:02d}:00:00,{'x' * 200}\n" for i in range(50_000)))
+    with open_store(tmp_path / "s.duckdb") as con:
+        with pytest.raises(loader_module.IngestMemoryError) as err:
+            ingest_file(con, path)
+        assert loader_module.MEMORY_ENV in err.value.hint
+        assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 0
