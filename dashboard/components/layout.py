@@ -82,3 +82,18 @@ def require_events(overview: dict[str, Any] | None) -> bool:
             st.info(INGEST_HELP, icon=":material/upload_file:")
         return False
     return True
+
+
+def analysis_page(title: str, purpose: str) -> tuple[Any, dict[str, Any]]:
+    """The frame every analysis page starts with: the global filters, the header, and the store's
+    overview; stops the page with the how-to-ingest empty state when there are no events."""
+    from dashboard.components import filter_bar
+
+    flt = filter_bar.current()
+    header(title, purpose, flt)
+    ov = outcome(data.attempt("overview", flt), "Overview")
+    if ov is not None:
+        ov["filtered"] = not flt.is_empty
+    if not require_events(ov):
+        st.stop()
+    return flt, ov

@@ -6,15 +6,9 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import data
-from dashboard.components import filter_bar, fmt, layout
+from dashboard.components import fmt, layout
 
-flt = filter_bar.current()
-layout.header("Bottlenecks", "Where cases wait, and between whom", flt)
-ov = layout.outcome(data.attempt("overview", flt), "Overview")
-if ov is not None:
-    ov["filtered"] = not flt.is_empty
-if not layout.require_events(ov):
-    st.stop()
+flt, ov = layout.analysis_page("Bottlenecks", "Where cases wait, and between whom")
 
 # the three tabs' tables in one session and one pass over the events
 waits = layout.outcome(data.attempt("bottleneck_waits", flt, handoff_top=30, activity_top=15, resource_top=30),

@@ -7,15 +7,9 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import data, engines
-from dashboard.components import filter_bar, fmt, layout, nav
+from dashboard.components import fmt, layout, nav
 
-flt = filter_bar.current()
-layout.header("Conformance & exceptions", "Where cases leave the expected path, and what it costs", flt)
-ov = layout.outcome(data.attempt("overview", flt), "Overview")
-if ov is not None:
-    ov["filtered"] = not flt.is_empty
-if not layout.require_events(ov):
-    st.stop()
+flt, ov = layout.analysis_page("Conformance & exceptions", "Where cases leave the expected path, and what it costs")
 
 method = st.segmented_control("Method", ["token-replay", "alignments"], default="token-replay", key="conf_method",
                               help="Token replay is fast; alignments are exact (cached per variant)") or "token-replay"

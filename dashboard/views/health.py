@@ -10,20 +10,14 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard import data, queries
-from dashboard.components import filter_bar, fmt, kpi, layout, nav
+from dashboard.components import fmt, kpi, layout, nav
 
 DEFAULT_ON_TIME = {"green": 0.9, "red": 0.7}  # used when [dashboard.targets] does not set one
 DEFAULT_CONF = {"green": 0.9, "red": 0.75}
 #: seconds the page waits for the model-based tiles before drawing them as "computing"
 MODEL_WAIT = float(os.environ.get("PROCESSLENS_DASHBOARD_MODEL_WAIT", "1"))
 
-flt = filter_bar.current()
-layout.header("Process health", "How the process is doing against its targets", flt)
-ov = layout.outcome(data.attempt("overview", flt), "Overview")
-if ov is not None:
-    ov["filtered"] = not flt.is_empty
-if not layout.require_events(ov):
-    st.stop()
+flt, ov = layout.analysis_page("Process health", "How the process is doing against its targets")
 
 now = data.now()
 cfg = data.dashboard_config()

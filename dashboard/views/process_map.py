@@ -6,15 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth, data
-from dashboard.components import filter_bar, fmt, layout, nav, processmap
+from dashboard.components import fmt, layout, nav, processmap
 
-flt = filter_bar.current()
-layout.header("Process map", "How cases really flow: the directly-follows map and its variants", flt)
-ov = layout.outcome(data.attempt("overview", flt), "Overview")
-if ov is not None:
-    ov["filtered"] = not flt.is_empty
-if not layout.require_events(ov):
-    st.stop()
+flt, ov = layout.analysis_page("Process map", "How cases really flow: the directly-follows map and its variants")
 
 tab_map, tab_var, tab_model, tab_disc = st.tabs(["Map", "Variants", "Reference model", "Discover a model"])
 

@@ -6,15 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard.components import dispatch, filter_bar, fmt, layout, nav
+from dashboard.components import dispatch, fmt, layout, nav
 
-flt = filter_bar.current()
-layout.header("Stuck work", "Open cases waiting longer than their SLA or than is normal, worst first", flt)
-ov = layout.outcome(data.attempt("overview", flt), "Overview")
-if ov is not None:
-    ov["filtered"] = not flt.is_empty
-if not layout.require_events(ov):
-    st.stop()
+flt, ov = layout.analysis_page("Stuck work", "Open cases waiting longer than their SLA or than is normal, worst first")
 now = data.now()
 res = data.attempt_filtered("dashboard.engines:stuck", flt, now=now.isoformat(), config=nav.config())
 
