@@ -216,7 +216,7 @@ def _qualified(ref: str) -> str:
 
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="processlens-prefetch")
 _PENDING: dict[tuple, Future] = {}
-_PENDING_LOCK = threading.Lock()
+_PENDING_LOCK = threading.RLock()  # re-entrant: a future already done runs _forget at once, under it
 
 
 def _quiet(ref: str, db: str, version: int, flt_key: str, kwargs_json: str) -> None:

@@ -215,3 +215,27 @@ def test_bottleneck_waits_in_one_pass_equal_the_three_queries(receipt):
         pd.testing.assert_frame_equal(got["handoffs"], queries.handoff_waits(receipt, f, top=30))
         pd.testing.assert_frame_equal(got["weeks"], queries.wait_by_activity_week(receipt, f, top=15))
         pd.testing.assert_frame_equal(got["resources"], queries.wait_by_resource(receipt, f, top=30))
+
+
+def test_prefetching_a_result_that_is_already_done_does_not_deadlock():
+    """A future that finishes before its done-callback is added runs the callback at once, in the
+    calling thread, while prefetch still holds its lock: the lock must be re-entrant."""
+    import threading
+    from concurrent.futures import Future
+
+    from dashboard import data
+
+    done: Future = Future()
+    done.set_result(None)
+    finished = threading.Event()
+
+    def register() -> None:
+        with data._PENDING_LOCK:
+            data._PENDING[("k",)] = done
+            done.add_done_callback(lambda _f: data._forget(("k",)))
+        finished.set()
+
+    worker = threading.Thread(target=register, daemon=True)
+    worker.start()
+    assert finished.wait(timeout=30), "prefetch's bookkeeping deadlocked on its own lock"
+    assert ("k",) not in data._PENDING
