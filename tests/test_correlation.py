@@ -6,7 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from ingest.jobs import load_jobs, run_job
+from jobrun import run_named_job
+
 from ingest.store import open_store
 from processlens.config import load_settings
 
@@ -69,9 +70,7 @@ def ticket(tid: str, events: list[tuple], order: str | None = None) -> dict:
 
 
 def run(settings, name: str):
-    spec = next(j for j in load_jobs(settings) if j.name == name)
-    with open_store(settings.db_path) as con:
-        res = run_job(con, spec)
+    res = run_named_job(settings, name)
     assert res.status == "succeeded", res.error
     return res
 

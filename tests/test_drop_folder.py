@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from jobrun import run_named_job
+
 from ingest.jobs import load_jobs, run_job
 from ingest.store import open_store
 from processlens.config import load_settings
@@ -40,9 +42,7 @@ def setup(tmp_path: Path, config: str = CONFIG):
 
 
 def run(settings, name: str = "wms"):
-    spec = next(j for j in load_jobs(settings) if j.name == name)
-    with open_store(settings.db_path) as con:
-        res = run_job(con, spec)
+    res = run_named_job(settings, name)
     assert res.status == "succeeded", res.error
     return res
 

@@ -11,8 +11,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from jobrun import run_named_job
 
-from ingest.jobs import load_jobs, read_cursor, run_job
+from ingest.jobs import read_cursor
 from ingest.sources.http_api import HttpOptions, RateLimiter, batches, retry_after_seconds
 from ingest.store import open_store
 from processlens.config import load_settings
@@ -136,9 +137,7 @@ record_id = "id"
 
 
 def run(settings):
-    spec = load_jobs(settings)[0]
-    with open_store(settings.db_path) as con:
-        return run_job(con, spec)
+    return run_named_job(settings)
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from jobrun import run_named_job
 from pg import postgres_dsn, postgres_server  # noqa: F401  (fixtures)
 
-from ingest.jobs import load_jobs, read_cursor, run_job
+from ingest.jobs import load_jobs, read_cursor
 from ingest.store import open_store
 from processlens.config import load_settings
 from processlens.errors import ConfigError
@@ -56,9 +57,7 @@ timezone = "Europe/Berlin"
 
 
 def run(settings):
-    spec = load_jobs(settings)[0]
-    with open_store(settings.db_path) as con:
-        return run_job(con, spec)
+    return run_named_job(settings)
 
 
 def pg_count(dsn: str, sql: str):

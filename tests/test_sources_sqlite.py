@@ -6,8 +6,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from jobrun import run_named_job
 
-from ingest.jobs import load_jobs, read_cursor, run_job
+from ingest.jobs import read_cursor
 from ingest.sources.sqlite_db import decode_cursor, prepare_query
 from ingest.store import open_store
 from processlens.config import load_settings
@@ -64,9 +65,7 @@ def erp_settings(tmp_path: Path, query: str = QUERY, extra: str = ""):
 
 
 def run(settings, name: str = "erp"):
-    spec = next(j for j in load_jobs(settings) if j.name == name)
-    with open_store(settings.db_path) as con:
-        return run_job(con, spec)
+    return run_named_job(settings, name)
 
 
 def sqlite_count(path: Path, sql: str) -> int:
