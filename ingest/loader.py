@@ -158,7 +158,13 @@ class Loader:
         con = self.con
         self._started = time.monotonic()
         started_at = now_utc()
-        memory_before = self._limit_memory()
+        try:
+            memory_before = self._limit_memory()
+        except duckdb.OutOfMemoryException as exc:  # the connection already holds more than the cap
+            self._record_failure(started_at, exc)
+            raise IngestMemoryError(f"ingest {self.job}: the working memory cap cannot be applied: "
+                                    f"{str(exc).splitlines()[0]}",
+                                    hint=f"give the import more working memory, e.g. {MEMORY_ENV}=2GB") from exc
         con.execute("BEGIN TRANSACTION")
         try:
             self.source_id = ensure_source(con, self.source, self.kind, self.mapping.timezone, self.config)
@@ -246,6 +252,8 @@ class Loader:
         before = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
         try:
             self.con.execute(f"SET memory_limit = {quote_literal(limit)}")
+        except duckdb.OutOfMemoryException:
+            raise
         except duckdb.Error as exc:
             raise ProcesslensError(f"{MEMORY_ENV}={limit!r} is not a memory size",
                                    hint="use a size such as 512MB or 2GB") from exc
@@ -425,20 +433,14 @@ class Loader:
         start = self._ts_expr(m.start_timestamp, cols) if m.start_timestamp else "NULL"
         activity = f"{quote_literal(m.activity_prefix)} || {text(m.activity)}" if m.activity_prefix else text(m.activity)
         raw_from = "_raw r"
-        self._hash_keys = None
-        if m.record_id:
-            record = text(m.record_id)
-        else:
-            # Content hash + occurrence number: stable across re-runs and column order, keeps
-            # genuine repeats apart. 64 bits of MD5 (a collision needs ~4e9 rows to be likely);
-            # the occurrence window runs only over the rare rows whose content repeats.
-            content_json = struct(sorted(c for c in cols if not c.startswith(RESERVED)))
-            if batch.schemaless:
-                content_json = f"json_merge_patch('{{}}', {content_json})"
-            # the hash is computed in the same pass as the mapping; the occurrence number (1 for
-            # nearly every row) is fixed up afterwards for the few rows whose content repeats
-            self._hash_keys = ", ".join([*([f"{RESERVED}location"] if f"{RESERVED}location" in cols else []), "h"])
-            record = f"CAST(md5_number_lower(CAST({content_json} AS VARCHAR)) AS VARCHAR) || '#1'"
+        # A source with a record id column is deduplicated by it; one without is deduplicated by
+        # the event's content (see _dedupe_by_content), so nothing has to be hashed or stored for it.
+        record = text(m.record_id) if m.record_id else "NULL"
+        attrs = struct(attr_cols)
+        if batch.schemaless and attr_cols:
+            # JSON records: a field absent from a record is not an attribute of it (and two exports
+            # of one record compare equal whichever other fields appear in the same export)
+            attrs = f"json_merge_patch('{{}}', {attrs})"
         corr = text(m.correlation.key) if m.correlation else "NULL"
         line = f"r.{RESERVED}rn + {batch.line_offset}" if batch.line_offset is not None else "NULL"
         # [ingest files, issue 2] a source that knows each row's exact physical line (CSV with
@@ -448,21 +450,21 @@ class Loader:
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _norm AS
-            SELECT *,
+            SELECT * EXCLUDE (ts_raw, start_raw),
               CASE
                 WHEN activity IS NULL THEN 'missing activity in column ' || {quote_literal(m.activity)}
                 WHEN ts_raw IS NULL THEN 'missing timestamp in column ' || {quote_literal(m.timestamp)}
                 WHEN ts IS NULL THEN 'unparseable timestamp ''' || ts_raw || ''' in column ' || {quote_literal(m.timestamp)}
                 WHEN start_raw IS NOT NULL AND start_ts IS NULL THEN 'unparseable start timestamp ''' || start_raw || ''''
                 WHEN case_id IS NULL AND corr_value IS NULL THEN 'missing case id in column ' || {quote_literal(m.case or m.correlation.key if m.correlation else m.case)}
-                WHEN record_id IS NULL THEN 'missing record id in column ' || {quote_literal(m.record_id or '')}
+                WHEN record_id IS NULL AND {bool(m.record_id)} THEN 'missing record id in column ' || {quote_literal(m.record_id or '')}
               END AS reject_reason,
               CASE
                 WHEN activity IS NULL THEN {quote_literal(m.activity)}
                 WHEN ts IS NULL THEN {quote_literal(m.timestamp)}
                 WHEN start_raw IS NOT NULL AND start_ts IS NULL THEN {quote_literal(m.start_timestamp or '')}
                 WHEN case_id IS NULL AND corr_value IS NULL THEN {quote_literal(m.case or '')}
-                WHEN record_id IS NULL THEN {quote_literal(m.record_id or '')}
+                WHEN record_id IS NULL AND {bool(m.record_id)} THEN {quote_literal(m.record_id or '')}
               END AS reject_field
             FROM (
               SELECT
@@ -478,34 +480,16 @@ class Loader:
                 {corr} AS corr_value,
                 r.{RESERVED}rn + {batch.position_offset} AS position,
                 {line} AS line,
-                {struct(attr_cols)} AS attrs,
+                {attrs} AS attrs,
                 {struct(case_attr_cols)} AS case_attrs,
+                {f"r.{RESERVED}location" if f"{RESERVED}location" in cols else "NULL::VARCHAR"} AS src_location,
                 r.{RESERVED}rn AS rn
               FROM {raw_from}
             )
             """
         )
-        if self._hash_keys:
-            self._number_repeats(cols)
         self._location = batch.location
         self._row_location = f"{RESERVED}location" in cols
-
-    def _number_repeats(self, cols: dict[str, str]) -> None:
-        """Give rows with the same content hash (in the same file) occurrence numbers 1, 2, ...
-        in source order, so genuine repeats stay apart and re-runs give them the same ids."""
-        per_file = f"r.{RESERVED}location, " if f"{RESERVED}location" in cols else ""
-        keys = f"{per_file}n.record_id"
-        self.con.execute(
-            f"""
-            UPDATE _norm SET record_id = split_part(_norm.record_id, '#', 1) || '#' || d.occ
-            FROM (
-                SELECT n.rn, row_number() OVER (PARTITION BY {keys} ORDER BY n.rn) AS occ
-                FROM _norm n {"JOIN _raw r ON r." + RESERVED + "rn = n.rn" if per_file else ""}
-                WHERE n.record_id IN (SELECT record_id FROM _norm GROUP BY record_id HAVING count(*) > 1)
-            ) d
-            WHERE _norm.rn = d.rn AND d.occ > 1
-            """
-        )
 
     def _apply(self) -> None:
         con, res, sid, run_id = self.con, self.result, self.source_id, self.result.run_id
@@ -520,76 +504,147 @@ class Loader:
             [run_id, sid, self._location],
         ).fetchone()[0]
         res.rows_rejected += rejected
-        # good rows that are new: not in events, not pending, first occurrence of their record id
-        # (content-hash ids carry their occurrence number, so they are unique within the batch already)
-        # (rows of several files in one batch: the same content in two files is one record, as it
-        # would be with the files in separate batches, so the window runs then too)
         self._drop_raw()
-        occurrence = ("row_number() OVER (PARTITION BY n.record_id ORDER BY n.rn)"
-                      if self.mapping.record_id or self._row_location else "1")
+        good = con.execute("SELECT count(*) FROM _norm WHERE reject_reason IS NULL").fetchone()[0]
+        if self.mapping.correlation:
+            self._correlate()
         # nothing of this source is stored yet (first load): no row can be a duplicate of a stored one
         fresh = con.execute(
             "SELECT NOT EXISTS (SELECT 1 FROM events WHERE source_id = $sid) "
             "AND NOT EXISTS (SELECT 1 FROM pending_events WHERE source_id = $sid)", {"sid": sid}
         ).fetchall()[0][0]
-        good = con.execute("SELECT count(*) FROM _norm WHERE reject_reason IS NULL").fetchone()[0]
-        if fresh and occurrence == "1" and not self.mapping.correlation:
-            # every good row is new: read them straight from _norm instead of copying them
+        if fresh and not self.mapping.record_id and not self._row_location:
+            # every good row is new (identical rows are genuine repeats): read them straight from
+            # _norm instead of copying them
             con.execute("CREATE OR REPLACE TEMP VIEW _new AS SELECT * FROM _norm WHERE reject_reason IS NULL")
             new_is_view, new = True, good
         else:
-            stored = "" if fresh else """
-              AND NOT EXISTS (SELECT 1 FROM events e WHERE e.source_id = $sid AND e.record_id = n.record_id)
-              AND NOT EXISTS (SELECT 1 FROM pending_events p WHERE p.source_id = $sid AND p.record_id = n.record_id)"""
-            con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE _new AS
-                SELECT * FROM (
-                    SELECT n.*, {occurrence} AS occ
-                    FROM _norm n WHERE n.reject_reason IS NULL
-                ) n
-                WHERE occ = 1 {stored}
-                """,
-                {"sid": sid} if stored else {},
-            )
+            if self.mapping.record_id:
+                self._dedupe_by_record_id(fresh)
+            else:
+                self._dedupe_by_content(fresh)
             new_is_view = False
             new = con.execute("SELECT count(*) FROM _new").fetchone()[0]
             con.execute("DROP TABLE _norm")
         res.duplicates_skipped += good - new
+        ready = "_new"
         if self.mapping.correlation:
-            key_name = self.mapping.correlation.name
-            con.execute(
-                """
-                INSERT INTO correlation_keys
-                SELECT DISTINCT ON (corr_value) ?, corr_value, case_id, ? FROM _new
-                WHERE corr_value IS NOT NULL AND case_id IS NOT NULL
-                ORDER BY corr_value, rn
-                ON CONFLICT DO NOTHING
-                """,
-                [key_name, sid],
-            )
-            con.execute(
-                """
-                UPDATE _new SET case_id = k.case_id FROM correlation_keys k
-                WHERE _new.case_id IS NULL AND k.key_name = ? AND k.key_value = _new.corr_value
-                """,
-                [key_name],
-            )
+            # records whose case is not known yet wait in pending_events (with a row key of their
+            # own when the source has no record id) until their correlation key is linked
             pending = con.execute(
                 """
                 INSERT INTO pending_events
-                SELECT ?, record_id, ?, corr_value, activity, ts, start_ts, lifecycle, resource, position, ?, attrs
+                SELECT ?, coalesce(record_id, 'row:' || ? || ':' || position), ?, corr_value, activity, ts,
+                       start_ts, lifecycle, resource, position, ?, attrs
                 FROM _new WHERE case_id IS NULL
                 """,
-                [sid, key_name, run_id],
+                [sid, run_id, self.mapping.correlation.name, run_id],
             ).fetchone()[0]
-            con.execute("DELETE FROM _new WHERE case_id IS NULL")
-            new -= pending
-        inserted = insert_events(con, "_new", sid, run_id, positions_unique=True,
+            if pending:
+                con.execute("CREATE OR REPLACE TEMP VIEW _ready AS SELECT * FROM _new WHERE case_id IS NOT NULL")
+                ready = "_ready"
+        inserted = insert_events(con, ready, sid, run_id, positions_unique=True,
                                  sort=self._empty_before and not self._inserted_batches)
         self._inserted_batches += 1 if inserted else 0
         res.rows_loaded += inserted
+        con.execute("DROP VIEW IF EXISTS _ready")
         con.execute("DROP VIEW _new" if new_is_view else "DROP TABLE _new")
+
+    def _correlate(self) -> None:
+        """Register the correlation keys the batch's rows link to cases, then give rows that name
+        only a key (a ticket naming an order number) the case that key belongs to."""
+        key_name = self.mapping.correlation.name
+        self.con.execute(
+            """
+            INSERT INTO correlation_keys
+            SELECT DISTINCT ON (corr_value) ?, corr_value, case_id, ? FROM _norm
+            WHERE reject_reason IS NULL AND corr_value IS NOT NULL AND case_id IS NOT NULL
+            ORDER BY corr_value, rn
+            ON CONFLICT DO NOTHING
+            """,
+            [key_name, self.source_id],
+        )
+        self.con.execute("ALTER TABLE _norm ADD COLUMN via_key BOOLEAN DEFAULT false")
+        self.con.execute(
+            """
+            UPDATE _norm SET case_id = k.case_id, via_key = true FROM correlation_keys k
+            WHERE _norm.case_id IS NULL AND _norm.reject_reason IS NULL
+              AND k.key_name = ? AND k.key_value = _norm.corr_value
+            """,
+            [key_name],
+        )
+
+    def _dedupe_by_record_id(self, fresh: bool) -> None:
+        """_new: good rows whose record id is neither stored nor pending, first occurrence in the batch."""
+        stored = "" if fresh else """
+          AND NOT EXISTS (SELECT 1 FROM events e WHERE e.source_id = $sid AND e.record_id = n.record_id)
+          AND NOT EXISTS (SELECT 1 FROM pending_events p WHERE p.source_id = $sid AND p.record_id = n.record_id)"""
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _new AS
+            SELECT * EXCLUDE (occ) FROM (
+                SELECT n.*, row_number() OVER (PARTITION BY n.record_id ORDER BY n.rn) AS occ
+                FROM _norm n WHERE n.reject_reason IS NULL
+            ) n
+            WHERE occ = 1 {stored}
+            """,
+            {"sid": self.source_id} if stored else {},
+        )
+
+    def _dedupe_by_content(self, fresh: bool) -> None:
+        """_new: the good rows that are new, for a source without record ids.
+
+        An event's identity is its content as stored (case, activity, timestamps, lifecycle,
+        resource, attributes) plus its occurrence number among equal rows in source order, so
+        genuine repeats stay apart: a batch with ``m`` equal rows where ``k`` are stored (or
+        waiting for correlation) loads the last ``m - k``. Rows of several files in one batch are
+        numbered per file; the same row in two files is one event, as with the files in separate
+        runs. Rows that name only a correlation key compare with pending rows by that key.
+        """
+        via_key = "n.via_key" if self.mapping.correlation else "false"
+        content = ("n.activity, n.ts, n.start_ts, n.lifecycle, n.resource, CAST(n.attrs AS VARCHAR)")
+        per_key = f"CASE WHEN n.case_id IS NULL OR {via_key} THEN n.corr_value END"
+        stored_events = "" if fresh else """
+            LEFT JOIN (
+                SELECT cs.case_id, a.name AS activity, e.ts, e.start_ts, e.lifecycle, e.resource,
+                       CAST(e.attrs AS VARCHAR) AS attrs, count(*) AS k
+                FROM events e JOIN cases cs ON cs.case_key = e.case_key
+                JOIN activities a ON a.activity_id = e.activity_id
+                WHERE e.source_id = $sid AND cs.case_id IN (SELECT case_id FROM _norm WHERE case_id IS NOT NULL)
+                GROUP BY ALL
+            ) se ON se.case_id = c.case_id AND se.activity = c.activity AND se.ts = c.ts
+                AND se.start_ts IS NOT DISTINCT FROM c.start_ts AND se.lifecycle IS NOT DISTINCT FROM c.lifecycle
+                AND se.resource IS NOT DISTINCT FROM c.resource AND se.attrs IS NOT DISTINCT FROM c.attrs_text"""
+        stored_pending = "" if fresh else """
+            LEFT JOIN (
+                SELECT p.key_value, p.activity, p.ts, p.start_ts, p.lifecycle, p.resource,
+                       CAST(p.attrs AS VARCHAR) AS attrs, count(*) AS k
+                FROM pending_events p WHERE p.source_id = $sid
+                GROUP BY ALL
+            ) sp ON sp.key_value = c.pkey AND sp.activity = c.activity AND sp.ts = c.ts
+                AND sp.start_ts IS NOT DISTINCT FROM c.start_ts AND sp.lifecycle IS NOT DISTINCT FROM c.lifecycle
+                AND sp.resource IS NOT DISTINCT FROM c.resource AND sp.attrs IS NOT DISTINCT FROM c.attrs_text"""
+        known = "0" if fresh else "coalesce(se.k, 0) + coalesce(sp.k, 0)"
+        # several files in one batch: of equal rows with the same occurrence number, the first
+        one_per_occurrence = ("QUALIFY row_number() OVER (PARTITION BY c.case_id, c.pkey, c.activity, c.ts, c.start_ts, "
+                              "c.lifecycle, c.resource, c.attrs_text, c.occ ORDER BY c.rn) = 1"
+                              if self._row_location else "")
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _new AS
+            WITH c AS (
+                SELECT n.*, {per_key} AS pkey, CAST(n.attrs AS VARCHAR) AS attrs_text,
+                       row_number() OVER (PARTITION BY n.src_location, n.case_id, {per_key}, {content}
+                                          ORDER BY n.rn) AS occ
+                FROM _norm n WHERE n.reject_reason IS NULL
+            )
+            SELECT c.* EXCLUDE (pkey, attrs_text, occ)
+            FROM c {stored_events} {stored_pending}
+            WHERE c.occ > {known}
+            {one_per_occurrence}
+            """,
+            {} if fresh else {"sid": self.source_id},
+        )
 
     def _drop_raw(self) -> None:
         """Free the source rows once mapped (and, for a disposable source table, that table too)."""
