@@ -80,10 +80,27 @@ def _panic_reason(text: str) -> str:
 
 
 def read_frame(path: Path):
-    """Read the log as a pyarrow table, one row per event, in document order."""
+    """Read the log as a pyarrow table, one row per event, in document order.
+
+    A large log is cut at trace boundaries into as many parts as there are cores, and the parts
+    are parsed at the same time (the Rust parser holds Python's lock, so each extra part runs in
+    a process of its own); see ``parallel_parts``. The result is the same table either way.
+    """
+    check_safe(path)
+    parts = parallel_parts(path)
+    if parts > 1:
+        table = read_split(path, parts)
+        if table is not None:
+            return table.select(sorted(table.column_names))
+    table = _parse(path)
+    # the importer returns attribute columns in a varying order: fix one
+    return table.select(sorted(table.column_names))
+
+
+def _parse(path: Path):
+    """One rustxes parse of a whole file, its failures turned into a SourceError about ``path``."""
     import rustxes
 
-    check_safe(path)
     with _captured_stderr() as err:
         try:
             df, _meta = rustxes.import_xes(str(path))
@@ -102,10 +119,105 @@ def read_frame(path: Path):
             else "the XML is malformed; validate it or export it again",
             where={"file": str(path)},
         ) from failure
-    table = df.to_arrow()
-    # the importer returns attribute columns in a varying order; a fixed order keeps the content
-    # hash of each event (its record id) stable, so a re-import is recognised as duplicates
-    return table.select(sorted(table.column_names))
+    return df.to_arrow()
+
+
+# -- parallel parsing of large logs ---------------------------------------------------------------
+WORKERS_ENV = "PROCESSLENS_XES_WORKERS"  # parts to parse at once; 1 turns parallel parsing off
+SPLIT_MIN_BYTES = 48 << 20  # below this (about 200k events) starting a second process does not pay
+
+
+def parallel_parts(path: Path) -> int:
+    """How many parts to parse ``path`` in: one per core (at most 4) for a large plain .xes."""
+    configured = os.environ.get(WORKERS_ENV, "").strip()
+    if configured.isdigit():
+        parts = int(configured)
+    else:
+        parts = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1), 4)
+    if parts < 2 or path.name.lower().endswith(".gz"):
+        return 1
+    return parts if path.stat().st_size >= SPLIT_MIN_BYTES or configured.isdigit() else 1
+
+
+def _trace_at(buf, pos: int) -> int:
+    """Offset of the first ``<trace>`` start tag at or after ``pos`` (-1 if none)."""
+    while True:
+        pos = buf.find(b"<trace", pos)
+        if pos < 0 or buf[pos + 6:pos + 7] in (b">", b" ", b"\t", b"\r", b"\n", b"/"):
+            return pos
+        pos += 6
+
+
+def split_points(buf, parts: int) -> list[int] | None:
+    """Offsets cutting the traces of an XES document into ``parts`` runs of whole traces: the first
+    trace's start, the starts in between, and the ``</log>`` end tag. None when the document does
+    not have that simple shape (no traces, comments or CDATA near a cut): it is then read whole."""
+    first = _trace_at(buf, 0)
+    end = buf.rfind(b"</log>")
+    if first < 0 or end < first:
+        return None
+    points = [first]
+    for i in range(1, parts):
+        cut = _trace_at(buf, first + (end - first) * i // parts)
+        if cut < 0 or cut >= end or cut <= points[-1]:
+            break
+        before = buf[max(points[-1], cut - 4096):cut]
+        if b"<![CDATA[" in before or b"<!--" in before:
+            return None
+        points.append(cut)
+    points.append(end)
+    return points if len(points) > 2 else None
+
+
+def _scratch_dir(size: int) -> str | None:
+    """Memory-backed /dev/shm for the part files when it has room for them twice over, else the
+    system's temporary folder."""
+    try:
+        st = os.statvfs("/dev/shm")
+        if st.f_bavail * st.f_frsize > 2 * size:
+            return "/dev/shm"
+    except OSError:
+        pass
+    return None
+
+
+def read_split(path: Path, parts: int):
+    """Parse ``path`` in ``parts`` pieces at once (this process takes the first); the tables are
+    concatenated in document order. None if the file cannot be cut safely or a part fails, so
+    the caller parses it whole (and reports any error against the real file)."""
+    import mmap
+    import subprocess
+
+    import pyarrow as pa
+
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf, \
+            tempfile.TemporaryDirectory(prefix="processlens-xes-", dir=_scratch_dir(len(buf))) as tmp:
+        points = split_points(buf, parts)
+        if points is None:
+            return None
+        workers = []
+        for i in range(1, len(points) - 1):
+            out = Path(tmp) / f"part{i}.arrow"
+            workers.append((out, subprocess.Popen(
+                [sys.executable, "-m", "ingest.sources.xes_part", str(path), str(points[0]), str(points[i]),
+                 str(points[i + 1]), str(out)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
+        try:
+            head = Path(tmp) / "part0.xes"
+            head.write_bytes(buf[:points[1]] + b"</log>\n")
+            tables = [_parse(head)]
+        except SourceError:
+            tables = None
+        for out, proc in workers:
+            _, err = proc.communicate()
+            if proc.returncode != 0 or tables is None:
+                tables = None
+                continue
+            with pa.memory_map(str(out)) as source:
+                tables.append(pa.ipc.open_file(source).read_all())
+        if tables is None:
+            return None
+        return pa.concat_tables(tables, promote_options="permissive").combine_chunks()
 
 
 def batches_from(table, path: Path) -> Iterator[Batch]:

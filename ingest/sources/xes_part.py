@@ -1,0 +1,39 @@
+"""Worker of the parallel XES reader: parse one run of whole traces of a log into an Arrow file.
+
+    python -m ingest.sources.xes_part LOG FIRST_TRACE START END OUT
+
+writes the log's header (everything before its first trace), the bytes START..END (whole traces)
+and the closing tag to a temporary .xes beside OUT, parses it with rustxes and writes the events
+to OUT (Arrow IPC). Exits non-zero on any failure; the caller then parses the log whole.
+"""
+
+from __future__ import annotations
+
+import mmap
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    log, first, start, end, out = argv[0], int(argv[1]), int(argv[2]), int(argv[3]), Path(argv[4])
+    part = out.with_suffix(".xes")
+    with open(log, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf, open(part, "wb") as dst:
+        dst.write(buf[:first])
+        dst.write(buf[start:end])
+        dst.write(b"</log>\n")
+    import pyarrow as pa
+    import rustxes
+
+    table = rustxes.import_xes(str(part))[0].to_arrow()
+    part.unlink()
+    with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except BaseException as exc:  # rustxes panics are BaseExceptions; the caller falls back
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,59 @@
+"""The parallel XES reader: a large log cut at trace boundaries and parsed in several processes
+gives exactly the table of one whole parse, and falls back to the whole parse when it cannot cut
+safely or a part fails."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import real_log
+
+from ingest.sources import xes_file
+from processlens.errors import SourceError
+
+
+def plain_copy(gz: Path, tmp_path: Path) -> Path:
+    out = tmp_path / gz.name.removesuffix(".gz")
+    with gzip.open(gz, "rb") as src, open(out, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return out
+
+
+def read_with(path: Path, workers: int, monkeypatch):
+    monkeypatch.setenv(xes_file.WORKERS_ENV, str(workers))
+    return xes_file.read_frame(path)
+
+
+@pytest.mark.parametrize("log", ["receipt/08_receipt.xes.gz", "bpic2013-incidents/07_bpic2013_incidents.xes.gz"])
+def test_parts_parsed_at_once_equal_one_whole_parse(log, tmp_path, monkeypatch):
+    path = plain_copy(real_log(log), tmp_path)
+    whole = read_with(path, 1, monkeypatch)
+    with open(path, "rb") as fh:
+        assert len(xes_file.split_points(fh.read(), 3)) == 4  # really cut in three
+    split = read_with(path, 3, monkeypatch)
+    assert split.num_rows == whole.num_rows > 1000
+    assert split.schema == whole.schema
+    assert split.equals(whole)
+
+
+def test_documents_it_cannot_cut_safely_are_read_whole():
+    head = b'<?xml version="1.0"?><log><string key="concept:name" value="x"/>'
+    assert xes_file.split_points(head + b"</log>", 2) is None  # no traces
+    traces = b"".join(b'<trace><event><string key="concept:name" value="a"/></event></trace>\n' for _ in range(50))
+    commented = head + traces + b"<!-- <trace> -->" + traces + b"</log>"
+    assert xes_file.split_points(commented, 2) is None
+    assert xes_file.split_points(head + traces + b"</log>", 2)[1] > len(head)
+    assert xes_file._trace_at(b"<traces><trace>", 0) == 8  # <traces> is not a trace
+
+
+def test_a_malformed_part_reports_the_error_of_the_whole_file(tmp_path, monkeypatch):
+    path = plain_copy(real_log("receipt/08_receipt.xes.gz"), tmp_path)
+    data = path.read_bytes()
+    cut = data.rfind(b"<event>")
+    path.write_bytes(data[:cut] + b"<event><string key=broken></event>" + data[cut:])
+    with pytest.raises(SourceError) as err:
+        read_with(path, 2, monkeypatch)
+    assert path.name in err.value.message and "malformed" in (err.value.hint or "")
