@@ -57,3 +57,11 @@ def test_a_malformed_part_reports_the_error_of_the_whole_file(tmp_path, monkeypa
     with pytest.raises(SourceError) as err:
         read_with(path, 2, monkeypatch)
     assert path.name in err.value.message and "malformed" in (err.value.hint or "")
+
+
+def test_a_compressed_log_is_unpacked_once_and_parsed_in_parts(monkeypatch):
+    gz = real_log("receipt/08_receipt.xes.gz")
+    whole = read_with(gz, 1, monkeypatch)
+    monkeypatch.delenv(xes_file.WORKERS_ENV)
+    assert xes_file.parallel_parts(gz) == 1  # default: too small to pay for a second process
+    assert read_with(gz, 2, monkeypatch).equals(whole)

@@ -10,6 +10,7 @@ import contextlib
 import gzip
 import os
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -134,9 +135,10 @@ def parallel_parts(path: Path) -> int:
         parts = int(configured)
     else:
         parts = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1), 4)
-    if parts < 2 or path.name.lower().endswith(".gz"):
+    if parts < 2:
         return 1
-    return parts if path.stat().st_size >= SPLIT_MIN_BYTES or configured.isdigit() else 1
+    size = path.stat().st_size * (10 if path.name.lower().endswith(".gz") else 1)  # XES packs ~10:1
+    return parts if size >= SPLIT_MIN_BYTES or configured.isdigit() else 1
 
 
 def _trace_at(buf, pos: int) -> int:
@@ -186,38 +188,55 @@ def read_split(path: Path, parts: int):
     concatenated in document order. None if the file cannot be cut safely or a part fails, so
     the caller parses it whole (and reports any error against the real file)."""
     import mmap
+
+    with tempfile.TemporaryDirectory(prefix="processlens-xes-", dir=_scratch_dir(_plain_size(path))) as tmp:
+        if path.name.lower().endswith(".gz"):  # unpacked once here, instead of by the parser
+            plain = Path(tmp) / "log.xes"
+            try:
+                with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 22)
+            except (OSError, EOFError):
+                return None  # the whole parse reports it
+            path = plain
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            return _parse_parts(path, buf, parts, Path(tmp))
+
+
+def _plain_size(path: Path) -> int:
+    return path.stat().st_size * (10 if path.name.lower().endswith(".gz") else 1)
+
+
+def _parse_parts(path: Path, buf, parts: int, tmp: Path):
     import subprocess
 
     import pyarrow as pa
 
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf, \
-            tempfile.TemporaryDirectory(prefix="processlens-xes-", dir=_scratch_dir(len(buf))) as tmp:
-        points = split_points(buf, parts)
-        if points is None:
-            return None
-        workers = []
-        for i in range(1, len(points) - 1):
-            out = Path(tmp) / f"part{i}.arrow"
-            workers.append((out, subprocess.Popen(
-                [sys.executable, "-m", "ingest.sources.xes_part", str(path), str(points[0]), str(points[i]),
-                 str(points[i + 1]), str(out)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
-        try:
-            head = Path(tmp) / "part0.xes"
-            head.write_bytes(buf[:points[1]] + b"</log>\n")
-            tables = [_parse(head)]
-        except SourceError:
+    points = split_points(buf, parts)
+    if points is None:
+        return None
+    workers = []
+    for i in range(1, len(points) - 1):
+        out = tmp / f"part{i}.arrow"
+        workers.append((out, subprocess.Popen(
+            [sys.executable, "-m", "ingest.sources.xes_part", str(path), str(points[0]), str(points[i]),
+             str(points[i + 1]), str(out)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
+    try:
+        head = tmp / "part0.xes"
+        head.write_bytes(buf[:points[1]] + b"</log>\n")
+        tables = [_parse(head)]
+    except SourceError:
+        tables = None
+    for out, proc in workers:
+        _, err = proc.communicate()
+        if proc.returncode != 0 or tables is None:
             tables = None
-        for out, proc in workers:
-            _, err = proc.communicate()
-            if proc.returncode != 0 or tables is None:
-                tables = None
-                continue
-            with pa.memory_map(str(out)) as source:
-                tables.append(pa.ipc.open_file(source).read_all())
-        if tables is None:
-            return None
-        return pa.concat_tables(tables, promote_options="permissive").combine_chunks()
+            continue
+        with pa.memory_map(str(out)) as source:
+            tables.append(pa.ipc.open_file(source).read_all())
+    if tables is None:
+        return None
+    return pa.concat_tables(tables, promote_options="permissive").combine_chunks()
 
 
 def batches_from(table, path: Path) -> Iterator[Batch]:
