@@ -423,11 +423,12 @@ class Loader:
         skip = set(m.key_columns) | set(case_attr_cols) | set(m.drop) | {f"{RESERVED}rn"}
         attr_cols = [c for c in cols if c not in skip and not c.startswith(RESERVED)]
 
-        def struct(columns: list[str]) -> str:
+        def struct(columns: list[str], as_json: bool = True) -> str:
+            # case attributes stay a STRUCT here: only one row per case is turned into JSON
             if not columns:
                 return "NULL"
             parts = ", ".join(f"{quote_literal(c)}: r.{q(c)}" for c in columns)
-            return f"CAST({{{parts}}} AS JSON)"
+            return f"CAST({{{parts}}} AS JSON)" if as_json else f"{{{parts}}}"
 
         ts = self._ts_expr(m.timestamp, cols)
         start = self._ts_expr(m.start_timestamp, cols) if m.start_timestamp else "NULL"
@@ -481,7 +482,7 @@ class Loader:
                 r.{RESERVED}rn + {batch.position_offset} AS position,
                 {line} AS line,
                 {attrs} AS attrs,
-                {struct(case_attr_cols)} AS case_attrs,
+                {struct(case_attr_cols, as_json=False)} AS case_attrs,
                 {f"r.{RESERVED}location" if f"{RESERVED}location" in cols else "NULL::VARCHAR"} AS src_location,
                 r.{RESERVED}rn AS rn
               FROM {raw_from}
@@ -659,7 +660,7 @@ class Loader:
 def insert_events(con: duckdb.DuckDBPyConnection, table: str, source_id: int, run_id: int,
                   positions_unique: bool = False, sort: bool = False) -> int:
     """Insert rows of ``table`` (case_id, activity, ts, start_ts, lifecycle, resource, record_id,
-    position, attrs[, case_attrs]) as events, creating cases and activities as needed.
+    position, attrs[, case_attrs as JSON or STRUCT]) as events, creating cases and activities as needed.
 
     ``event_id`` follows ``position``; with ``positions_unique`` it is derived from the position
     directly (gaps allowed) instead of by a sort of the whole batch.
@@ -673,7 +674,8 @@ def insert_events(con: duckdb.DuckDBPyConnection, table: str, source_id: int, ru
         WHERE activity NOT IN (SELECT name FROM activities)
         """
     )
-    case_attrs = "first(case_attrs ORDER BY position) FILTER (WHERE case_attrs IS NOT NULL)" if has_case_attrs else "NULL"
+    case_attrs = ("CAST(first(case_attrs ORDER BY position) FILTER (WHERE case_attrs IS NOT NULL) AS JSON)"
+                  if has_case_attrs else "NULL")
     con.execute(
         f"""
         INSERT INTO cases
@@ -688,7 +690,7 @@ def insert_events(con: duckdb.DuckDBPyConnection, table: str, source_id: int, ru
         con.execute(
             f"""
             UPDATE cases SET attrs = json_merge_patch(coalesce(cases.attrs, '{{}}'), t.attrs)
-            FROM (SELECT case_id, first(case_attrs ORDER BY position) AS attrs FROM {table}
+            FROM (SELECT case_id, CAST(first(case_attrs ORDER BY position) AS JSON) AS attrs FROM {table}
                   WHERE case_attrs IS NOT NULL GROUP BY case_id) t
             WHERE cases.case_id = t.case_id AND cases.first_run_id <> ?
             """,
