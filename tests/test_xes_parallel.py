@@ -65,3 +65,20 @@ def test_a_compressed_log_is_unpacked_once_and_parsed_in_parts(monkeypatch):
     monkeypatch.delenv(xes_file.WORKERS_ENV)
     assert xes_file.parallel_parts(gz) == 1  # default: too small to pay for a second process
     assert read_with(gz, 2, monkeypatch).equals(whole)
+
+
+def test_case_attributes_of_a_real_log_land_on_their_cases(store):
+    """Trace attributes (case:*) are stored once per case, as the log gives them."""
+    import json
+
+    from ingest.api import ingest_file
+
+    path = real_log("receipt/08_receipt.xes.gz")
+    ingest_file(store, path, progress=False)
+    table = xes_file.read_frame(path).to_pandas()
+    expected = table.groupby("case:concept:name", sort=False)[["case:channel", "case:department"]].first()
+    got = dict(store.execute("SELECT case_id, attrs FROM cases").fetchall())
+    assert len(got) == len(expected) > 1000
+    for case_id, row in expected.iterrows():
+        attrs = json.loads(got[case_id])
+        assert (attrs.get("case:channel"), attrs.get("case:department")) == (row["case:channel"], row["case:department"])
