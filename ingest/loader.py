@@ -603,43 +603,54 @@ class Loader:
         runs. Rows that name only a correlation key compare with pending rows by that key.
         """
         via_key = "n.via_key" if self.mapping.correlation else "false"
-        content = ("n.activity, n.ts, n.start_ts, n.lifecycle, n.resource, CAST(n.attrs AS VARCHAR)")
         per_key = f"CASE WHEN n.case_id IS NULL OR {via_key} THEN n.corr_value END"
-        stored_events = "" if fresh else """
+        # rows are compared by their case (or key) and a 64-bit hash of the rest of their content,
+        # computed in this statement only (never stored, so DuckDB may change hash() freely): two
+        # different events of one case would need equal hashes to be mistaken for each other
+        def content_hash(case: str, key: str, a: str) -> str:
+            return (f"hash({case}, {key}, {a}.activity, {a}.ts, {a}.start_ts, {a}.lifecycle, {a}.resource, "
+                    f"CAST({a}.attrs AS VARCHAR))")
+
+        stored_events = "" if fresh else f"""
             LEFT JOIN (
-                SELECT cs.case_id, a.name AS activity, e.ts, e.start_ts, e.lifecycle, e.resource,
-                       CAST(e.attrs AS VARCHAR) AS attrs, count(*) AS k
-                FROM events e JOIN cases cs ON cs.case_key = e.case_key
-                JOIN activities a ON a.activity_id = e.activity_id
-                WHERE e.source_id = $sid AND cs.case_id IN (SELECT case_id FROM _norm WHERE case_id IS NOT NULL)
-                GROUP BY ALL
-            ) se ON se.case_id = c.case_id AND se.activity = c.activity AND se.ts = c.ts
-                AND se.start_ts IS NOT DISTINCT FROM c.start_ts AND se.lifecycle IS NOT DISTINCT FROM c.lifecycle
-                AND se.resource IS NOT DISTINCT FROM c.resource AND se.attrs IS NOT DISTINCT FROM c.attrs_text"""
-        stored_pending = "" if fresh else """
+                SELECT case_id, h, count(*) AS k FROM (
+                    SELECT cs.case_id, {content_hash("cs.case_id", "NULL::VARCHAR", "x")} AS h
+                    FROM (SELECT e.case_key, a.name AS activity, e.ts, e.start_ts, e.lifecycle, e.resource, e.attrs
+                          FROM events e JOIN activities a ON a.activity_id = e.activity_id
+                          WHERE e.source_id = $sid) x
+                    JOIN cases cs ON cs.case_key = x.case_key
+                    WHERE cs.case_id IN (SELECT case_id FROM _norm WHERE case_id IS NOT NULL)
+                ) GROUP BY ALL
+            ) se ON se.case_id = c.case_id AND se.h = c.h"""
+        stored_pending = "" if fresh else f"""
             LEFT JOIN (
-                SELECT p.key_value, p.activity, p.ts, p.start_ts, p.lifecycle, p.resource,
-                       CAST(p.attrs AS VARCHAR) AS attrs, count(*) AS k
-                FROM pending_events p WHERE p.source_id = $sid
-                GROUP BY ALL
-            ) sp ON sp.key_value = c.pkey AND sp.activity = c.activity AND sp.ts = c.ts
-                AND sp.start_ts IS NOT DISTINCT FROM c.start_ts AND sp.lifecycle IS NOT DISTINCT FROM c.lifecycle
-                AND sp.resource IS NOT DISTINCT FROM c.resource AND sp.attrs IS NOT DISTINCT FROM c.attrs_text"""
+                SELECT key_value, h, count(*) AS k FROM (
+                    SELECT p.key_value, {content_hash("NULL::VARCHAR", "p.key_value", "p")} AS h
+                    FROM pending_events p WHERE p.source_id = $sid
+                ) GROUP BY ALL
+            ) sp ON sp.key_value = c.pkey AND sp.h = c.pkey_h"""
         known = "0" if fresh else "coalesce(se.k, 0) + coalesce(sp.k, 0)"
         # several files in one batch: of equal rows with the same occurrence number, the first
-        one_per_occurrence = ("QUALIFY row_number() OVER (PARTITION BY c.case_id, c.pkey, c.activity, c.ts, c.start_ts, "
-                              "c.lifecycle, c.resource, c.attrs_text, c.occ ORDER BY c.rn) = 1"
+        one_per_occurrence = ("QUALIFY row_number() OVER (PARTITION BY c.case_id, c.pkey, c.h, c.occ ORDER BY c.rn) = 1"
                               if self._row_location else "")
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _new AS
-            WITH c AS (
-                SELECT n.*, {per_key} AS pkey, CAST(n.attrs AS VARCHAR) AS attrs_text,
-                       row_number() OVER (PARTITION BY n.src_location, n.case_id, {per_key}, {content}
-                                          ORDER BY n.rn) AS occ
+            WITH c0 AS (
+                SELECT n.*, {per_key} AS pkey,
+                       {content_hash("n.case_id", "NULL::VARCHAR", "n")} AS h,
+                       {content_hash("NULL::VARCHAR", per_key, "n")} AS pkey_h
                 FROM _norm n WHERE n.reject_reason IS NULL
+            ), repeated AS (
+                SELECT h FROM c0 GROUP BY h HAVING count(*) > 1
+            ), c AS (
+                SELECT c0.*, CASE WHEN c0.h IN (SELECT h FROM repeated)
+                                  THEN row_number() OVER (PARTITION BY c0.src_location, c0.case_id, c0.pkey, c0.h
+                                                          ORDER BY c0.rn)
+                                  ELSE 1 END AS occ
+                FROM c0
             )
-            SELECT c.* EXCLUDE (pkey, attrs_text, occ)
+            SELECT c.* EXCLUDE (pkey, h, pkey_h, occ)
             FROM c {stored_events} {stored_pending}
             WHERE c.occ > {known}
             {one_per_occurrence}
