@@ -34,6 +34,8 @@ def test_parts_parsed_at_once_equal_one_whole_parse(log, tmp_path, monkeypatch):
     with open(path, "rb") as fh:
         assert len(xes_file.split_points(fh.read(), 3)) == 4  # really cut in three
     split = read_with(path, 3, monkeypatch)
+    parts = xes_file.read_split(path, 3)  # really parsed in parts, not by the whole-file fallback
+    assert parts is not None and parts.num_rows == whole.num_rows
     assert split.num_rows == whole.num_rows > 1000
     assert split.schema == whole.schema
     assert split.equals(whole)
@@ -65,6 +67,7 @@ def test_a_compressed_log_is_unpacked_once_and_parsed_in_parts(monkeypatch):
     monkeypatch.delenv(xes_file.WORKERS_ENV)
     assert xes_file.parallel_parts(gz) == 1  # default: too small to pay for a second process
     assert read_with(gz, 2, monkeypatch).equals(whole)
+    assert xes_file.read_split(gz, 2) is not None
 
 
 def test_case_attributes_of_a_real_log_land_on_their_cases(store):

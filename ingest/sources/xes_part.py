@@ -33,7 +33,8 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     try:
-        sys.exit(main(sys.argv[1:]))
+        code = main(sys.argv[1:])
     except BaseException as exc:  # rustxes panics are BaseExceptions; the caller falls back
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
-        sys.exit(1)
+        code = 1
+    sys.exit(code)
