@@ -236,7 +236,8 @@ def _parse_parts(path: Path, buf, parts: int, tmp: Path):
             tables.append(pa.ipc.open_file(source).read_all())
     if tables is None:
         return None
-    return pa.concat_tables(tables, promote_options="permissive").combine_chunks()
+    # the parts stay separate chunks (no copy); the workers' parts are read from their memory-mapped files
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def batches_from(table, path: Path) -> Iterator[Batch]:
