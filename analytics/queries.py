@@ -77,3 +77,47 @@ def dfg_sql(edges: str, seconds: str, exact_cases: bool) -> str:
             GROUP BY src_id, tgt_id
         ) agg
     """
+
+
+#: duration of an edge in seconds, as every DFG query computes it (calendar time)
+EDGE_SECONDS = "epoch(tgt_ts - src_ts)"
+#: the same in whole microseconds, for sums that stay exact when rows are added and removed
+EDGE_MICROS = "(epoch_us(tgt_ts) - epoch_us(src_ts))"
+#: logarithmic buckets per doubling of a duration in :func:`bucket_sql` (about 1 % wide)
+BUCKETS_PER_OCTAVE = 64
+
+
+def bucket_sql(seconds: str) -> str:
+    """The histogram bucket of a duration: -1 for zero, else ``floor(log2(d) * 64)`` (monotone in ``d``)."""
+    return f"CASE WHEN {seconds} <= 0 THEN -1 ELSE CAST(floor(log2({seconds}) * {BUCKETS_PER_OCTAVE}) AS INTEGER) END"
+
+
+def edge_delta_sql(edges: str, sign: int) -> str:
+    """Rows of ``edges`` as signed contributions to the edge statistics (+1 added, -1 removed)."""
+    return f"""
+        SELECT src_id, tgt_id, {EDGE_SECONDS} AS d, {bucket_sql(EDGE_SECONDS)} AS bucket, {EDGE_MICROS} AS us,
+               CAST(first_in_case AS INTEGER) AS first, {int(sign)} AS s
+        FROM {edges}
+    """
+
+
+def edge_stats_sql(delta: str) -> str:
+    """Frequency, cases and total microseconds per edge from signed ``delta`` rows (see :func:`edge_delta_sql`)."""
+    return f"""
+        SELECT src_id, tgt_id, sum(s) AS frequency, sum(s * first) AS cases, sum(CAST(s AS HUGEINT) * us) AS total_us
+        FROM {delta} GROUP BY src_id, tgt_id
+    """
+
+
+def edge_hist_sql(delta: str) -> str:
+    """Signed number of durations per edge and bucket."""
+    return f"SELECT src_id, tgt_id, bucket, sum(s) AS n FROM {delta} GROUP BY src_id, tgt_id, bucket"
+
+
+def stored_dfg_sql() -> str:
+    """The unfiltered DFG (columns of :func:`dfg_sql`) read from the maintained ``an_edge_stats``."""
+    return """
+        SELECT src_id, tgt_id, frequency, cases, CAST(total_us AS DOUBLE) / frequency / 1e6 AS mean_seconds,
+               median_seconds, p90_seconds, min_seconds, max_seconds, CAST(total_us AS DOUBLE) / 1e6 AS total_seconds
+        FROM an_edge_stats
+    """

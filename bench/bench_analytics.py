@@ -8,14 +8,14 @@ then separate worker processes measure, each reporting its own peak RSS (``ru_ma
 - ``ours``: opens the store read-only and times ``dfg`` (with performance), ``variants`` and ``cases``
   on the maintained aggregates (best of 3), plus the same three computed straight from the events;
 - ``build``: the full (re)build of the aggregates, i.e. what a recomputation from scratch costs;
-- ``append``: on a copy of the store, appends 1 % new events and times the incremental refresh plus the
-  three queries, against a full rebuild plus the three queries.
+- ``append``: on a copy of the store, ``--rounds`` times: appends 1 % new events and times the incremental
+  refresh plus the three queries, against a full rebuild plus the three queries.
 
 The results of both sides are compared (edge counts, variant counts, total case duration) so a
 fast wrong answer cannot pass. Writes a Markdown table to docs/perf/analytics.md.
 
-    python bench/bench_analytics.py --sizes 100000            # quick run, under a minute
-    python bench/bench_analytics.py --sizes 100000,1000000,10000000
+    python -m bench.bench_analytics --sizes 100k            # quick run, under a minute
+    python -m bench.bench_analytics --sizes 100k,1M,10M
 """
 
 from __future__ import annotations
@@ -139,7 +139,9 @@ def worker_build(db: str) -> dict:
     return {"build": t, "peak_mb": peak_mb()}
 
 
-def worker_append(db: str, n_cases: int) -> dict:
+def worker_append(db: str, n_cases: int, rounds: int = 3) -> dict:
+    """``rounds`` times, each on a fresh copy of the store: append the same 1 % of new events, then time the
+    incremental refresh plus the three queries, then a full rebuild plus the three queries (one process)."""
     import synthetic
 
     from analytics import rebuild, refresh
@@ -147,26 +149,47 @@ def worker_append(db: str, n_cases: int) -> dict:
 
     now0 = synthetic.EPOCH + timedelta(days=synthetic.SPAN_DAYS)
     new_now = synthetic.now_for_append(n_cases, SEED, now0, 0.01)
-    with open_store(db) as con:
-        events = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
-        added = synthetic.append(con, n_cases, SEED, now0, new_now)
+    out: dict = {"rounds": []}
+    copy = Path(db).with_name(Path(db).stem + "_round.duckdb")
+    for _ in range(rounds):
+        shutil.copy(db, copy)
+        with open_store(copy) as con:
+            events = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
+            added = synthetic.append(con, n_cases, SEED, now0, new_now)
+            load = os.getloadavg()[0]
 
-        def incremental():
-            r = refresh(con)
-            assert r.mode == "incremental", r
-            return r, _ours_queries(con, True, 1)[0]
+            def incremental():
+                r = refresh(con)
+                assert r.mode == "incremental", r
+                return r, _ours_queries(con, True, 1)[0]
 
-        t_inc, (r, q_inc) = timed(incremental)
+            t_inc, (r, q_inc) = timed(incremental, label="inc")
 
-        def full():
-            rb = rebuild(con)
-            return rb, _ours_queries(con, True, 1)[0]
+            def full():
+                rb = rebuild(con)
+                return rb, _ours_queries(con, True, 1)[0]
 
-        t_full, (rb, q_full) = timed(full)
-    return {"events_before": events, "appended": added, "touched_cases": r.touched_cases, "refresh": r.seconds,
-            "full_refresh": rb.seconds,
-            "incremental_total": t_inc, "full_total": t_full, "queries_after_incremental": q_inc,
-            "queries_after_full": q_full, "peak_mb": peak_mb()}
+            t_full, (rb, q_full) = timed(full, label="full")
+        copy.unlink()
+        out["rounds"].append({
+            "events_before": events, "appended": added, "touched_cases": r.touched_cases,
+            "rewritten_cases": r.rewritten_cases, "refresh": r.seconds, "full_refresh": rb.seconds,
+            "incremental_total": t_inc, "full_total": t_full, "cpu_inc": CPU["inc"], "cpu_full": CPU["full"],
+            "queries_after_incremental": q_inc, "queries_after_full": q_full, "load": load})
+    out["peak_mb"] = peak_mb()
+    return out
+
+
+def append_summary(a: dict) -> dict:
+    """The median round of an append measurement (by the ratio with queries), plus the ranges of the ratios."""
+    rounds = a.get("rounds") or [a]  # results of older runs had one round, flat
+    ratio = [x["incremental_total"] / x["full_total"] for x in rounds]
+    agg = [x["refresh"] / x["full_refresh"] for x in rounds]
+    mid = sorted(range(len(rounds)), key=lambda i: ratio[i])[len(rounds) // 2]
+    return {**rounds[mid], "n_rounds": len(rounds), "ratio_range": (min(ratio), max(ratio)),
+            "agg_range": (min(agg), max(agg)), "ratio": ratio[mid], "agg_ratio": agg[mid],
+            "cpu_ratio": (rounds[mid]["cpu_inc"] / rounds[mid]["cpu_full"]) if "cpu_inc" in rounds[mid] else None,
+            "loads": [x.get("load") for x in rounds]}
 
 
 WORKERS = {"pm4py": worker_pm4py, "ours": worker_ours, "ours_events": worker_ours_events, "build": worker_build,
@@ -200,7 +223,7 @@ def prepare(size: int, work: Path) -> tuple[Path, Path, int, int]:
     return db, parquet, events, n_cases
 
 
-def bench_size(size: int, work: Path, with_pm4py: bool, log) -> dict:
+def bench_size(size: int, work: Path, with_pm4py: bool, log, rounds: int = 3) -> dict:
     load_before = os.getloadavg()[0]
     log(f"== {size:,} events: generating (load average {load_before:.1f})")
     db, parquet, events, n_cases = prepare(size, work)
@@ -210,11 +233,11 @@ def bench_size(size: int, work: Path, with_pm4py: bool, log) -> dict:
     ours = run_worker("ours", str(db))
     log(f"   ours dfg {ours['dfg']:.3f}s variants {ours['variants']:.3f}s cases {ours['cases']:.3f}s; from events")
     direct = run_worker("ours_events", str(db))
-    copy = work / f"o2c_{size}_append.duckdb"
-    shutil.copy(db, copy)
     log("   append 1 % and refresh")
-    append = run_worker("append", str(copy), str(n_cases))
-    copy.unlink()
+    append = run_worker("append", str(db), str(n_cases), str(rounds))
+    summary = append_summary(append)
+    log(f"   append: ratio with queries {summary['ratio']:.3f} (rounds {summary['ratio_range'][0]:.3f}–"
+        f"{summary['ratio_range'][1]:.3f}), aggregates only {summary['agg_ratio']:.3f}")
     theirs = None
     if with_pm4py:
         log("   pm4py")
@@ -296,16 +319,31 @@ def markdown(results: list[dict]) -> str:
         out.append(f"| {r['events']:,} | {d['dfg']:.2f} | {d['variants']:.2f} | {d['cases']:.2f} | {d['peak_mb']:,.0f} | "
                    f"{b['build']:.2f} | {b['peak_mb']:,.0f} |")
     out += ["", "## After appending 1 % new events: incremental refresh vs full recomputation", "",
-            "Both columns include refreshing the aggregates and recomputing DFG, variants and case table.", "",
-            "| events | appended | touched cases | incremental refresh s | full rebuild s | ratio (aggregates) "
-            "| incremental + queries s | full rebuild + queries s | ratio (with queries) |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "Each round appends 1 % new events (new events of running cases and first events of new ones, as a "
+            "new ingest run), then times in the same process the incremental refresh plus DFG, variants and case "
+            "table, and right after it a full rebuild plus the same three queries. The row shows the median round "
+            "(by the ratio with queries); the ranges cover all rounds. CPU ratio: CPU seconds of all threads of the "
+            "process, incremental vs full, median round.", "",
+            "| events | rounds | appended | touched cases (recomputed in full) | incremental refresh s | full rebuild s | ratio (aggregates) "
+            "| incremental + queries s | full rebuild + queries s | ratio (with queries) | range (with queries) "
+            "| CPU ratio (with queries) | load average (rounds) |",
+            "|" + "---|" * 13]
     for r in results:
-        a = r["append"]
-        full = a.get("full_refresh", float("nan"))
-        out.append(f"| {a['events_before']:,} | {a['appended']:,} | {a['touched_cases']:,} | {a['refresh']:.2f} | "
-                   f"{full:.2f} | {a['refresh'] / full:.3f} | {a['incremental_total']:.2f} | {a['full_total']:.2f} | "
-                   f"{a['incremental_total'] / a['full_total']:.2f} |")
+        a = append_summary(r["append"])
+        lo, hi = a["ratio_range"]
+        cpu = f"{a['cpu_ratio']:.3f}" if a["cpu_ratio"] is not None else "–"
+        loads = ", ".join(f"{x:.1f}" for x in a["loads"] if x is not None) or "–"
+        out.append(f"| {a['events_before']:,} | {a['n_rounds']} | {a['appended']:,} | {a['touched_cases']:,} "
+                   f"({a.get('rewritten_cases', '–')}) | "
+                   f"{a['refresh']:.2f} | {a['full_refresh']:.2f} | {a['agg_ratio']:.3f} | {a['incremental_total']:.2f} | "
+                   f"{a['full_total']:.2f} | {a['ratio']:.3f} | {lo:.3f}–{hi:.3f} | {cpu} | {loads} |")
+    out += ["", "Queries after each refresh (s, median round): DFG / variants / case table.", "",
+            "| events | after incremental | after full rebuild |", "|---|---|---|"]
+    for r in results:
+        a = append_summary(r["append"])
+        qi, qf = a["queries_after_incremental"], a["queries_after_full"]
+        out.append(f"| {a['events_before']:,} | {qi['dfg']:.3f} / {qi['variants']:.3f} / {qi['cases']:.3f} | "
+                   f"{qf['dfg']:.3f} / {qf['variants']:.3f} / {qf['cases']:.3f} |")
     out += ["", "## Targets (largest size measured)", ""] + targets(results[-1])
     out += ["", "## Reading the figures", "",
             "- The machine is shared: when the load average is far above the 2 cores, wall-clock times of both sides "
@@ -313,16 +351,23 @@ def markdown(results: list[dict]) -> str:
             "The CPU-seconds table is the conservative comparison.",
             "- Our query times are the time for the Python API call, including opening the result as a pandas "
             "DataFrame (1.1 million rows for the case table at 10 M events) and the freshness check of the aggregates.",
-            "- The incremental refresh recomputes every case touched by a new event completely (the touched-cases "
-            "column); its fixed part is a scan of the events for the watermark and the deletes in `an_edges`. The queries that follow cost the same after either refresh, so with them "
-            "included the ratio is bounded by the query time.",
+            "- The incremental refresh reads only the new events: a case whose new events all come after its last "
+            "one is continued from its summary row (`an_cases`) and its variant's activity sequence; only a case "
+            "that gets an event before its last one is recomputed from all its events (in parentheses in the table). "
+            "The per-edge statistics (`an_edge_stats`: counts, sums, min, median, p90, max) change by the pairs "
+            "added and removed; the quantiles stay exact through a histogram per edge and the kept contents of "
+            "the buckets around each quantile, so the unfiltered DFG reads 31 rows instead of 9 million pairs.",
+            "- Before this (first measurement, load average about 8): at 9,995,824 events the incremental refresh "
+            "took 2.27 s and with the three queries 4.64 s, against 31.20 s and 33.50 s for the full rebuild: "
+            "0.073 without and 0.14 with the queries.",
             "- pm4py's results are checked against ours in every run; a mismatch aborts the benchmark."]
     return "\n".join(out) + "\n"
 
 
 def targets(r: dict) -> list[str]:
     """The issue's targets, checked against one size's figures."""
-    o, p, a = r["ours"], r["pm4py"], r["append"]
+    o, p = r["ours"], r["pm4py"]
+    a = append_summary(r["append"])
     tot = o["dfg"] + o["variants"] + o["cases"]
 
     def mark(ok: bool) -> str:
@@ -337,17 +382,26 @@ def targets(r: dict) -> list[str]:
                      f"{(ptot + p['format_dataframe']) / tot:.1f}× with it — {mark(ptot / tot >= 10)}")
         lines.append(f"- at most a third of pm4py's peak memory: {o['peak_mb']:,.0f} MB vs {p['peak_mb']:,.0f} MB "
                      f"({o['peak_mb'] / p['peak_mb']:.2f}) — {mark(o['peak_mb'] <= p['peak_mb'] / 3)}")
-    ratio = a["refresh"] / a.get("full_refresh", float("nan"))
-    lines.append(f"- refreshing the aggregates after appending 1 % under a tenth of a full recomputation: {ratio:.3f} — "
-                 f"{mark(ratio < 0.1)}")
-    both = a["incremental_total"] / a["full_total"]
-    lines.append(f"- the same including the three queries the dashboard then runs on them: {both:.2f} — {mark(both < 0.1)}")
+    lo, hi = a["agg_range"]
+    lines.append(f"- refreshing the aggregates after appending 1 % under a tenth of a full recomputation: "
+                 f"{a['agg_ratio']:.3f} (rounds {lo:.3f}–{hi:.3f}) — {mark(hi < 0.1)}")
+    lo, hi = a["ratio_range"]
+    lines.append(f"- the same including the three queries the dashboard then runs on them: {a['ratio']:.3f} "
+                 f"(rounds {lo:.3f}–{hi:.3f}) — {mark(hi < 0.1)}")
     return lines
+
+
+def parse_size(text: str) -> int:
+    """``100000``, ``100k``, ``1M``, ``1e6`` -> events."""
+    t = text.strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
+    return int(float(t[:-1] if scale > 1 else t) * scale)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="100000,1000000", help="comma-separated event counts (default 100000,1000000)")
+    ap.add_argument("--sizes", default="100k,1M", help="comma-separated event counts, e.g. 100k,1M,10M (default 100k,1M)")
+    ap.add_argument("--rounds", type=int, default=3, help="append-and-refresh rounds per size (default 3)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "perf" / "analytics.md")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     ap.add_argument("--workdir", type=Path, help="where to put the generated stores (default: a temp folder)")
@@ -364,14 +418,14 @@ def main() -> None:
     if a.report:
         a.out.write_text(markdown(json.loads(a.report.read_text())))
         return
-    sizes = [int(float(s)) for s in a.sizes.split(",") if s]
+    sizes = [parse_size(s) for s in a.sizes.split(",") if s]
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     work = a.workdir or Path(tempfile.mkdtemp(prefix="pl-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    results = [bench_size(s, work, not a.no_pm4py, log) for s in sizes]
+    results = [bench_size(s, work, not a.no_pm4py, log, a.rounds) for s in sizes]
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(markdown(results))
     if a.json:
