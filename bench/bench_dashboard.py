@@ -159,7 +159,11 @@ def bench_size(events: int, folder: Path, browser_factory) -> dict:
     from dashboard.server import start, wait_until_up
     from processlens.config import load_settings
 
-    db, config, _now, build_s = build_store(folder, events)
+    db = folder / f"o2c-{events}.duckdb"
+    if db.exists() and (folder / "processlens.toml").exists():  # --stores: a store written by an earlier run
+        config, build_s = folder / "processlens.toml", None
+    else:
+        db, config, _now, build_s = build_store(folder, events)
     port = free_port()
     proc = start(load_settings(db, config), port=port, quiet=True)
     try:
@@ -220,7 +224,8 @@ def table(results: list[dict]) -> str:
         lines += [f"| pm4py: DFG + performance DFG + variants | {pm:.2f} |" if pm else "| pm4py | failed |",
                   f"| ratio pm4py / Process map page (in-app navigation) | {pm / warm_map:.1f}× |" if pm else "",
                   "", f"Peak RSS: dashboard server {r['server_peak_rss_mb']:.0f} MB; pm4py child "
-                  f"{r['pm4py_peak_rss_mb']:.0f} MB. Store written in {r['build_seconds']:.1f} s.", ""]
+                  f"{r['pm4py_peak_rss_mb']:.0f} MB." + (f" Store written in {r['build_seconds']:.1f} s."
+                                                         if r.get("build_seconds") else ""), ""]
     return "\n".join(x for x in lines if x is not None) + "\n"
 
 
@@ -229,6 +234,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000000", help="comma-separated event counts (quick: 100000)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "perf" / "dashboard.md")
     ap.add_argument("--no-write", action="store_true", help="print the table only")
+    ap.add_argument("--stores", type=Path, help="keep the stores in this folder and reuse them in later runs")
     ap.add_argument("--pm4py-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.pm4py_child:
@@ -250,8 +256,8 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="pl-bench-dash-") as tmp:
         for size in [int(s) for s in args.sizes.split(",") if s]:
-            folder = Path(tmp) / str(size)
-            folder.mkdir()
+            folder = (args.stores or Path(tmp)) / str(size)
+            folder.mkdir(parents=True, exist_ok=True)
             results.append(bench_size(size, folder, browser_factory))
             print(json.dumps(results[-1], default=str), file=sys.stderr)
     text = table(results)

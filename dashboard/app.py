@@ -41,9 +41,17 @@ with st.sidebar:
             auth.logout()
 
 try:
+    import time as _time
+
+    from dashboard import data as _data
+
+    _t0 = _time.perf_counter()
     nav.warm_up()
+    nav.preload_plotly()
     filter_bar.render()
+    _data.timing("filter bar", _t0)
     page.run()
+    _data.timing(f"page {page.title}", _t0)
 except Exception as exc:  # noqa: BLE001 - users get a message, the server log gets the traceback
     logging.getLogger("processlens.dashboard").exception("page %s failed", page.title)
     message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"

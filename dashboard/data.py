@@ -34,6 +34,8 @@ log = logging.getLogger("processlens.dashboard")
 BUSY_TIMEOUT = float(os.environ.get("PROCESSLENS_DASHBOARD_BUSY_TIMEOUT", "3"))
 #: Seconds between checks of the store's data version.
 VERSION_TTL = float(os.environ.get("PROCESSLENS_DASHBOARD_VERSION_TTL", "2"))
+#: With PROCESSLENS_DASHBOARD_TIMING=1 every query's wall time goes to the server log (for profiling).
+TIMING = os.environ.get("PROCESSLENS_DASHBOARD_TIMING", "") not in ("", "0")
 
 
 class EngineMissing(ProcesslensError):
@@ -184,6 +186,12 @@ def data_version() -> int:
     return version
 
 
+def timing(what: str, t0: float) -> None:
+    """Log ``what`` with the seconds since ``t0`` (only with PROCESSLENS_DASHBOARD_TIMING=1)."""
+    if TIMING:
+        print(f"[timing] {time.perf_counter() - t0:7.3f}s {what}", flush=True)
+
+
 def _notice_busy() -> None:
     try:
         st.session_state["_store_busy"] = True
@@ -201,12 +209,38 @@ def _resolve(ref: str):
     return getattr(importlib.import_module(module), attr)
 
 
+#: Name of the registered relation holding a filter's selected case keys on a query's connection.
+SELECTION_TABLE = "pl_selected"
+
+
+@st.cache_data(show_spinner=False, max_entries=200, ttl=6 * 3600)
+def _selection(db: str, version: int, flt_key: str) -> Any:
+    """The case keys a filter selects (numpy array), computed once per data version and filter."""
+    from dashboard.queries import selected_case_keys
+
+    return run_read(selected_case_keys, db, ViewFilter.from_query_params(json.loads(flt_key)))
+
+
+def _with_selection(con, fn, keys, **kwargs):
+    import pandas as pd
+
+    con.register(SELECTION_TABLE, pd.DataFrame({"case_key": keys}))  # gone with the connection after this call
+    return fn(con, **kwargs)
+
+
 @st.cache_data(show_spinner="Crunching the numbers…", max_entries=2000, ttl=6 * 3600)
 def _cached(ref: str, db: str, version: int, flt_key: str, kwargs_json: str) -> Any:
     fn = _resolve(ref)
     kwargs = json.loads(kwargs_json)
     if flt_key:
-        kwargs["flt"] = ViewFilter.from_query_params(json.loads(flt_key))
+        flt = ViewFilter.from_query_params(json.loads(flt_key))
+        if flt.is_empty:
+            kwargs["flt"] = flt
+        else:
+            # every query of this filter joins its case keys, selected once (not per query)
+            keys = _selection(db, version, flt_key)
+            kwargs["flt"] = flt.with_selection(SELECTION_TABLE)
+            return run_read(_with_selection, db, fn, keys, **kwargs)
     return run_read(fn, db, **kwargs)
 
 
@@ -214,7 +248,7 @@ def _qualified(ref: str) -> str:
     return ref if ":" in ref else f"dashboard.queries:{ref}"
 
 
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="processlens-prefetch")
+_POOL = ThreadPoolExecutor(max_workers=3, thread_name_prefix="processlens-prefetch")
 _PENDING: dict[tuple, Future] = {}
 _PENDING_LOCK = threading.RLock()  # re-entrant: a future already done runs _forget at once, under it
 
@@ -260,6 +294,7 @@ def get(ref: str, flt: ViewFilter | None = None, **kwargs) -> Any:
     flt_key = flt.key() if flt is not None else ""
     kwargs_json = json.dumps(kwargs, sort_keys=True, default=str)
     last_key = (ref, db, flt_key, kwargs_json)
+    t0 = time.perf_counter()
     try:
         result = _cached(ref, db, data_version(), flt_key, kwargs_json)
     except StoreBusyError:
@@ -267,6 +302,9 @@ def get(ref: str, flt: ViewFilter | None = None, **kwargs) -> Any:
             _notice_busy()
             return _LAST[last_key]
         raise
+    finally:
+        if TIMING:
+            timing(f"get {ref.removeprefix('dashboard.')} {flt_key or '-'}", t0)
     _LAST[last_key] = result
     _LAST.move_to_end(last_key)
     while len(_LAST) > _LAST_MAX:
@@ -310,11 +348,34 @@ def clear() -> None:
     """Forget every cached result (after a write from this process)."""
     _VERSIONS.clear()
     _NARROWED.clear()
+    _MEMO.clear()
     st.cache_data.clear()
 
 
 _NARROWED: OrderedDict[tuple, Any] = OrderedDict()
 _NARROWED_MAX = 64
+_MEMO: OrderedDict[tuple, Any] = OrderedDict()
+_MEMO_MAX = 256
+
+
+def memo(name: str, flt: ViewFilter | None, build, **params) -> Any:
+    """``build()``, kept in memory per data version, filter and ``params`` (not pickled, not copied).
+
+    For what a page derives from cached results: Plotly figures (building one with plotly.express
+    costs 0.1–0.3 s, handing a built one to ``st.plotly_chart`` a few ms) and joins of large
+    cached tables. ``build`` must depend only on the store's data, the filter and ``params``;
+    callers must not modify the result.
+    """
+    key = (name, db_path(), data_version(), flt.key() if flt is not None else "",
+           json.dumps(params, sort_keys=True, default=str))
+    if key in _MEMO:
+        _MEMO.move_to_end(key)
+        return _MEMO[key]
+    value = build()
+    _MEMO[key] = value
+    while len(_MEMO) > _MEMO_MAX:
+        _MEMO.popitem(last=False)
+    return value
 
 
 def attempt_filtered(ref: str, flt: ViewFilter | None = None, **kwargs) -> Outcome:

@@ -151,8 +151,25 @@ class ViewFilter:
         return Filter.from_dict(data) if hasattr(Filter, "from_dict") else Filter(**data)
 
     # -- SQL -------------------------------------------------------------------------------
-    def cases_sql(self) -> tuple[str, list[Any]]:
-        """``SELECT case_key FROM ...`` of the selected cases, with its parameters."""
+    def with_selection(self, table: str) -> ViewFilter:
+        """The same filter, whose selected cases are already in ``table`` (a relation with ``case_key``).
+
+        ``dashboard.data`` computes a filter's case keys once per data version and registers them
+        on each query's connection, so that the queries join a small table instead of re-running
+        the selection over the events.
+        """
+        return ViewFilter(start=self.start, end=self.end, sources=self.sources, attrs=self.attrs,
+                          variant=self.variant, extra={**self.extra, "selection_table": table})
+
+    def cases_sql(self, aggregates: bool = False) -> tuple[str, list[Any]]:
+        """``SELECT case_key FROM ...`` of the selected cases, with its parameters.
+
+        With ``aggregates`` the time range and variant conditions read the maintained per-case
+        table ``an_cases`` and ``an_variants`` (only when they are fresh) instead of grouping the events.
+        """
+        table = self.extra.get("selection_table")
+        if table:
+            return f"SELECT case_key FROM {table}", []
         where: list[str] = []
         params: list[Any] = []
         if self.start or self.end:
@@ -163,7 +180,11 @@ class ViewFilter:
             if self.end:
                 having.append("min(ts) < ?")
                 params.append(self.end + timedelta(days=1))
-            where.append(f"c.case_key IN (SELECT case_key FROM events GROUP BY case_key HAVING {' AND '.join(having)})")
+            if aggregates:
+                spans = " AND ".join(h.replace("max(ts)", "end_ts").replace("min(ts)", "start_ts") for h in having)
+                where.append(f"c.case_key IN (SELECT case_key FROM an_cases WHERE {spans})")
+            else:
+                where.append(f"c.case_key IN (SELECT case_key FROM events GROUP BY case_key HAVING {' AND '.join(having)})")
         if self.sources:
             marks = ", ".join("?" for _ in self.sources)
             where.append("c.case_key IN (SELECT DISTINCT case_key FROM events WHERE source_id IN "
@@ -174,7 +195,15 @@ class ViewFilter:
             where.append(f"json_extract_string(c.attrs, ?) IN ({marks})")
             params.append(attr_path(name))
             params.extend(values)
-        if self.variant:
+        if self.variant and aggregates:
+            # the same md5 over the names of each distinct activity sequence, then its cases
+            where.append(
+                "c.case_key IN (SELECT case_key FROM an_cases WHERE variant_id IN ("
+                "SELECT s.variant_id FROM (SELECT variant_id, unnest(trace) AS activity_id, "
+                "generate_subscripts(trace, 1) AS pos FROM an_variants) s JOIN activities a USING (activity_id) "
+                f"GROUP BY s.variant_id HAVING left(md5(string_agg(a.name, chr(31) ORDER BY s.pos)), {VARIANT_ID_LEN}) = ?))")
+            params.append(self.variant)
+        elif self.variant:
             where.append("c.case_key IN (SELECT e.case_key FROM events e JOIN activities a USING (activity_id) "
                          f"GROUP BY e.case_key HAVING {VARIANT_ID_SQL} = ?)")
             params.append(self.variant)

@@ -251,7 +251,9 @@ def recent_cases(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, 
 # -- variants -------------------------------------------------------------------------------
 def top_variants(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, top: int = 25) -> pd.DataFrame:
     """The most frequent variants: short id, activities, cases, share of cases, median throughput (s)."""
-    flt_wo_variant = ViewFilter(start=flt.start, end=flt.end, sources=flt.sources, attrs=flt.attrs) if flt else None
+    # the list offers other variants too: every filter but the variant one (the same filter when it has none)
+    flt_wo_variant = (ViewFilter(start=flt.start, end=flt.end, sources=flt.sources, attrs=flt.attrs)
+                      if flt is not None and flt.variant else flt)
     with_, params = _scope(flt_wo_variant)
     with_ = with_ + ", " if with_ else "WITH "
     if _fresh_aggregates(con):
@@ -308,10 +310,13 @@ def weekly_flow(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, f
         raise ValueError(f"freq must be day, week or month, not {freq!r}")
     with_, params = _scope(flt)
     with_ = with_ + ", " if with_ else "WITH "
+    if _fresh_aggregates(con):
+        pc = f"pc AS (SELECT c.case_key, c.start_ts AS first_ts, c.end_ts AS last_ts FROM an_cases c{_join(flt, 'c')})"
+    else:
+        pc = f"pc AS (SELECT e.case_key, min(e.ts) AS first_ts, max(e.ts) AS last_ts FROM events e{_join(flt)} GROUP BY e.case_key)"
     return _df(
         con,
-        with_ + f"""
-        pc AS (SELECT e.case_key, min(e.ts) AS first_ts, max(e.ts) AS last_ts FROM events e{_join(flt)} GROUP BY e.case_key),
+        with_ + pc + f""",
         started AS (SELECT date_trunc('{freq}', first_ts) AS period, count(*) AS started FROM pc GROUP BY 1),
         ended AS (SELECT date_trunc('{freq}', last_ts) AS period, count(*) AS last_activity FROM pc GROUP BY 1)
         SELECT period, coalesce(started, 0) AS started, coalesce(last_activity, 0) AS last_activity
@@ -346,12 +351,16 @@ def bottleneck_waits(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = No
                      activity_top: int = 15, resource_top: int = 30) -> dict[str, pd.DataFrame]:
     """The Bottlenecks page's three tables in one session and one pass over the events.
 
-    The waits between consecutive events are computed once into a temporary table, then grouped
+    With fresh aggregates they are grouped from the maintained directly-follows pairs
+    (:func:`_bottleneck_waits_from_edges`). Otherwise the waits between consecutive events are
+    computed once into a temporary table, then grouped
     by hand-off (``handoff_waits``), by activity and week (``wait_by_activity_week``) and by
     resource (``wait_by_resource``) — the same results as those three queries.
     """
     with_, params = _scope(flt)
     with_ = with_ + ", " if with_ else "WITH "
+    if _fresh_aggregates(con):
+        return _bottleneck_waits_from_edges(con, flt, handoff_top, activity_top, resource_top)
     con.execute("DROP TABLE IF EXISTS temp.pl_waits")
     con.execute("CREATE TEMP TABLE pl_waits AS " + with_ + f"""
         seq AS (SELECT a.name AS target, s.name AS target_source, e.resource, e.ts,
@@ -377,6 +386,37 @@ def bottleneck_waits(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = No
             FROM pl_waits WHERE wait IS NOT NULL GROUP BY 1 ORDER BY total_wait_seconds DESC LIMIT {int(resource_top)}""")
     finally:
         con.execute("DROP TABLE IF EXISTS temp.pl_waits")
+    return {"handoffs": handoffs, "weeks": weeks, "resources": resources}
+
+
+def _bottleneck_waits_from_edges(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, handoff_top: int,
+                                 activity_top: int, resource_top: int) -> dict[str, pd.DataFrame]:
+    """:func:`bottleneck_waits` from the maintained directly-follows pairs (``an_edges``): each pair is
+    one event and its predecessor in the case, so the waits are the same without a window over the
+    events; grouped by ids, names joined to the few result rows."""
+    with_, params = _scope(flt)
+    with_ = with_ + ", " if with_ else "WITH "
+    w = with_ + f"""w AS (SELECT d.src_id, d.tgt_id, d.src_source_id, d.tgt_source_id, d.tgt_resource, d.tgt_ts,
+                                 epoch(d.tgt_ts) - epoch(d.src_ts) AS wait FROM an_edges d{_join(flt, "d")})"""
+    handoffs = _df(con, w + f""",
+        g AS (SELECT src_id, tgt_id, src_source_id, tgt_source_id, count(*) AS frequency, sum(wait) AS total_wait_seconds,
+                     quantile_cont(wait, [0.5, 0.9]) AS q, sum(wait) / sum(sum(wait)) OVER () AS share_of_waiting
+              FROM w GROUP BY ALL ORDER BY total_wait_seconds DESC LIMIT {int(handoff_top)})
+        SELECT sa.name AS source, ta.name AS target, ss.name AS source_system, ts_.name AS target_system, g.frequency,
+               g.total_wait_seconds, g.q[1] AS median_seconds, g.q[2] AS p90_seconds, g.share_of_waiting
+        FROM g JOIN activities sa ON sa.activity_id = g.src_id JOIN activities ta ON ta.activity_id = g.tgt_id
+             JOIN sources ss ON ss.source_id = g.src_source_id JOIN sources ts_ ON ts_.source_id = g.tgt_source_id
+        ORDER BY g.total_wait_seconds DESC""", params)
+    weeks = _df(con, w + f""",
+        topa AS (SELECT tgt_id FROM w GROUP BY tgt_id ORDER BY sum(wait) DESC LIMIT {int(activity_top)}),
+        g AS (SELECT date_trunc('week', tgt_ts) AS week, tgt_id, count(*) AS events, median(wait) AS median_seconds
+              FROM w WHERE tgt_id IN (SELECT tgt_id FROM topa) GROUP BY ALL)
+        SELECT g.week, a.name AS activity, g.events, g.median_seconds
+        FROM g JOIN activities a ON a.activity_id = g.tgt_id ORDER BY g.week, activity""", params)
+    resources = _df(con, w + f"""
+        SELECT coalesce(tgt_resource, '(none)') AS resource, count(*) AS events, sum(wait) AS total_wait_seconds,
+               median(wait) AS median_seconds, sum(wait) / sum(sum(wait)) OVER () AS share_of_waiting
+        FROM w GROUP BY 1 ORDER BY total_wait_seconds DESC LIMIT {int(resource_top)}""", params)
     return {"handoffs": handoffs, "weeks": weeks, "resources": resources}
 
 
@@ -561,13 +601,19 @@ def on_time_share(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start:
     if not sla:
         return {"current": None, "previous": None}
     now_ts = datetime.fromisoformat(now) if now else t1
-    cte, params = _case_spans(flt, end_activities, idle_days, now_ts, _fresh_aggregates(con))
+    fresh = _fresh_aggregates(con)
+    cte, params = _case_spans(flt, end_activities, idle_days, now_ts, fresh)
+    if fresh:  # the wait before each event but a case's first is one maintained directly-follows pair
+        waits = ("SELECT d.case_key, a.name AS activity, (epoch(d.tgt_ts) - epoch(d.src_ts)) AS wait FROM an_edges d "
+                 "JOIN activities a ON a.activity_id = d.tgt_id WHERE d.case_key IN (SELECT case_key FROM done)")
+    else:
+        waits = (f"SELECT e.case_key, a.name AS activity, (epoch(e.ts) - epoch(lag(e.ts) OVER (PARTITION BY e.case_key "
+                 f"ORDER BY {EVENT_ORDER}))) AS wait FROM events e JOIN activities a USING (activity_id) "
+                 "WHERE e.case_key IN (SELECT case_key FROM done)")
     rows = con.execute(cte + f"""
             , sla AS (SELECT unnest(?::VARCHAR[]) AS activity, unnest(?::DOUBLE[]) AS sla),
             done AS (SELECT case_key, last_ts FROM pc WHERE closed AND last_ts >= ? AND last_ts < ?),
-            w AS (SELECT e.case_key, a.name AS activity,
-                         (epoch(e.ts) - epoch(lag(e.ts) OVER (PARTITION BY e.case_key ORDER BY {EVENT_ORDER}))) AS wait
-                  FROM events e JOIN activities a USING (activity_id) WHERE e.case_key IN (SELECT case_key FROM done)),
+            w AS ({waits}),
             late AS (SELECT DISTINCT w.case_key FROM w JOIN sla s USING (activity) WHERE w.wait > s.sla)
         SELECT (d.last_ts >= ?) AS cur, count(*) AS cases, count(*) FILTER (WHERE l.case_key IS NULL) AS on_time
         FROM done d LEFT JOIN late l USING (case_key) GROUP BY 1""",
@@ -576,6 +622,17 @@ def on_time_share(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start:
     share = {k: (v[1] / v[0] if v[0] else None) for k, v in got.items()}
     return {"current": share.get(True), "previous": share.get(False),
             "completed": got.get(True, (0, 0))[0], "on_time": got.get(True, (0, 0))[1]}
+
+
+def selected_case_keys(con: duckdb.DuckDBPyConnection, flt: ViewFilter) -> Any:
+    """The ``case_key`` values a (non-empty) filter selects, as a sorted numpy array.
+
+    Reads the maintained aggregates for time ranges and variants when they are fresh; the
+    result is the same as :meth:`ViewFilter.cases_sql` over the events.
+    """
+    sql, params = flt.cases_sql(aggregates=_fresh_aggregates(con))
+    keys = con.execute(f"SELECT case_key FROM ({sql}) ORDER BY 1", params).fetchnumpy()["case_key"]
+    return keys.astype("int64") if hasattr(keys, "astype") else keys
 
 
 def selected_case_ids(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None) -> list[str] | None:

@@ -28,11 +28,14 @@ with tab_edge:
                     help="Share of all waiting that happens where a case moves from one source system to another "
                          "(among the top 30 hand-offs)")
         m[2].metric("Median wait, top hand-off", fmt.duration(hw["median_seconds"].iloc[0]), border=True)
-        fig = px.bar(hw.head(15).iloc[::-1], x="total wait (days)", y="hand-off", orientation="h",
-                     color="between systems", color_discrete_map={True: "#c62828", False: "#4a6fa5"},
-                     labels={"hand-off": ""})
-        fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10))
-        st.plotly_chart(fig, key="handoffs")
+        def handoff_figure():
+            fig = px.bar(hw.head(15).iloc[::-1], x="total wait (days)", y="hand-off", orientation="h",
+                         color="between systems", color_discrete_map={True: "#c62828", False: "#4a6fa5"},
+                         labels={"hand-off": ""})
+            fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10))
+            return fig
+
+        st.plotly_chart(data.memo("bottlenecks.handoffs", flt, handoff_figure), key="handoffs")
         show = hw.assign(median=hw["median_seconds"].map(fmt.duration), p90=hw["p90_seconds"].map(fmt.duration),
                          share=hw["share_of_waiting"] * 100)
         st.dataframe(show[["hand-off", "source_system", "target_system", "frequency", "median", "p90", "share"]],
@@ -42,20 +45,26 @@ with tab_week:
     wk = waits.get("weeks")
     if wk is not None and not wk.empty:
         wk["median wait (days)"] = wk["median_seconds"] / 86400
-        fig = px.density_heatmap(wk, x="week", y="activity", z="median wait (days)", histfunc="avg",
-                                 color_continuous_scale="OrRd", labels={"activity": ""})
-        fig.update_layout(height=520, margin=dict(l=10, r=10, t=10, b=10))
+        def week_figure():
+            fig = px.density_heatmap(wk, x="week", y="activity", z="median wait (days)", histfunc="avg",
+                                     color_continuous_scale="OrRd", labels={"activity": ""})
+            fig.update_layout(height=520, margin=dict(l=10, r=10, t=10, b=10))
+            return fig
+
         st.caption("Median waiting time before each activity, per week: the darker, the longer cases waited.")
-        st.plotly_chart(fig, key="week_heat")
+        st.plotly_chart(data.memo("bottlenecks.weeks", flt, week_figure), key="week_heat")
 with tab_res:
     rs = waits.get("resources")
     if rs is not None and not rs.empty:
         rs["total wait (days)"] = rs["total_wait_seconds"] / 86400
-        fig = px.bar(rs.head(20).iloc[::-1], x="total wait (days)", y="resource", orientation="h",
-                     color="median_seconds", color_continuous_scale="OrRd", labels={"resource": ""})
-        fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10), coloraxis_colorbar_title="median s")
+        def resource_figure():
+            fig = px.bar(rs.head(20).iloc[::-1], x="total wait (days)", y="resource", orientation="h",
+                         color="median_seconds", color_continuous_scale="OrRd", labels={"resource": ""})
+            fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10), coloraxis_colorbar_title="median s")
+            return fig
+
         st.caption("Waiting time before the events each resource performed (the queue in front of them).")
-        st.plotly_chart(fig, key="resources")
+        st.plotly_chart(data.memo("bottlenecks.resources", flt, resource_figure), key="resources")
         st.dataframe(rs.assign(median=rs["median_seconds"].map(fmt.duration), share=rs["share_of_waiting"] * 100)[
             ["resource", "events", "median", "share"]], hide_index=True,
             column_config={"share": st.column_config.ProgressColumn("share of waiting", format="%.1f%%",

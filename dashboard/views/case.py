@@ -43,8 +43,10 @@ m[2].metric("Since last event", fmt.duration((now - summary["last_ts"]).total_se
 m[3].metric("Systems", fmt.count(len(summary["sources"])), border=True, help=", ".join(summary["sources"]))
 st.markdown(f"**Last step:** {summary['last_activity'] or '—'} at {fmt.when(summary['last_ts'])} · **Systems:** "
             + ", ".join(summary["sources"]))
-st.plotly_chart(timeline.figure(events, now=now if summary["last_ts"] and now - summary["last_ts"] < (summary["last_ts"]
-                                - summary["first_ts"]) * 2 + pd.Timedelta(days=1) else None), key="timeline")
+timeline_now = now if summary["last_ts"] and now - summary["last_ts"] < (summary["last_ts"] - summary["first_ts"]) * 2 \
+    + pd.Timedelta(days=1) else None
+st.plotly_chart(data.memo("case.timeline", None, lambda: timeline.figure(events, now=timeline_now), case=case_id,
+                          now=timeline_now), key="timeline")
 
 left, right = st.columns(2)
 with left:

@@ -9,6 +9,9 @@ import streamlit as st
 from dashboard import data, engines
 from dashboard.components import fmt, layout, nav
 
+#: rows of the unhandled-exceptions list sent to the browser (the latest first)
+LIST_ROWS = 500
+
 flt, ov = layout.analysis_page("Conformance & exceptions", "Where cases leave the expected path, and what it costs")
 
 method = st.segmented_control("Method", ["token-replay", "alignments"], default="token-replay", key="conf_method",
@@ -44,10 +47,13 @@ if res is not None:
                                                                                  min_value=0, max_value=100),
                                         "impact (days)": st.column_config.NumberColumn(format="%+.1f")})
         with right:
-            fig = px.bar(types, x="cases", y="type", orientation="h", color="impact (days)",
-                         color_continuous_scale="RdYlGn_r", labels={"type": ""})
-            fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10))
-            st.plotly_chart(fig, key="dev_types")
+            def dev_figure():
+                fig = px.bar(types, x="cases", y="type", orientation="h", color="impact (days)",
+                             color_continuous_scale="RdYlGn_r", labels={"type": ""})
+                fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10))
+                return fig
+
+            st.plotly_chart(data.memo("conformance.dev_types", flt, dev_figure, **by_method), key="dev_types")
         devs = pd.DataFrame(res.get("deviations", []))
         if not devs.empty:
             st.subheader("Deviations by step")
@@ -63,7 +69,8 @@ if res is not None:
             dev = c[0].selectbox("Deviation", list(types["type"]), key="conf_dev")
             attr = c[1].selectbox("Case attribute", list(attrs["name"]), key="conf_attr")
             values = layout.outcome(data.attempt("case_attribute", name=attr), "The breakdown")
-            bd = engines.breakdown(res.get("per_case"), values, dev) if values is not None else None
+            bd = (data.memo("conformance.breakdown", flt, lambda: engines.breakdown(res.get("per_case"), values, dev),
+                            dev=dev, attr=attr, **by_method) if values is not None else None)
             if bd is not None and not bd.empty:
                 st.caption("Lift > 1: cases with this value have the deviation more often than cases overall.")
                 st.dataframe(bd.assign(rate=bd["rate"] * 100), hide_index=True, column_config={
@@ -74,40 +81,58 @@ st.divider()
 st.subheader("Exceptions")
 exc = layout.outcome(data.attempt_filtered("dashboard.engines:exceptions", flt, now=data.now().isoformat(), config=nav.config()),
                      "Exceptions")
+
+
+def exception_views(exc: pd.DataFrame) -> dict:
+    """Counts, the three charts and the unhandled list of the exceptions (built once per data version and filter)."""
+    exc = exc.copy()
+    exc["handled"] = exc["handled"].astype(bool)
+    un = exc[~exc["handled"]].reset_index(drop=True)
+    # the list shows the latest ones: tens of thousands of rows would cost seconds in the browser
+    latest = (un.sort_values("ts", ascending=False, kind="stable") if "ts" in un else un).head(LIST_ROWS)
+    out = {"n": len(exc), "n_unhandled": len(un), "unhandled": latest.reset_index(drop=True),
+           "handled_share": exc["handled"].mean()}
+    by = exc.groupby(["type", "handled"]).size().reset_index(name="cases")
+    by["status"] = by["handled"].map({True: "handled", False: "unhandled"})
+    fig = px.bar(by, x="cases", y="type", color="status", orientation="h", labels={"type": ""},
+                 color_discrete_map={"handled": "#2e7d32", "unhandled": "#c62828"})
+    fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), title="By type")
+    out["by_type"] = fig
+    if "owner" in un and not un.empty:
+        own = un.groupby(un["owner"].fillna("(no owner)")).size().reset_index(name="unhandled")
+        fig = px.bar(own, x="unhandled", y="owner", orientation="h", color_discrete_sequence=["#c62828"])
+        fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), title="Unhandled by owner")
+        out["by_owner"] = fig
+    if "ts" in exc:
+        trend = exc.assign(week=pd.to_datetime(exc["ts"]).dt.to_period("W").dt.start_time).groupby(
+            ["week", "type"]).size().reset_index(name="exceptions")
+        fig = px.line(trend, x="week", y="exceptions", color="type", markers=True)
+        fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title="Trend per week")
+        out["trend"] = fig
+    return out
+
+
 if exc is not None:
     if exc.empty:
         st.success("No exception events in the selected cases.", icon=":material/check_circle:")
     else:
-        exc = exc.copy()
-        exc["handled"] = exc["handled"].astype(bool)
-        un = exc[~exc["handled"]]
+        views = data.memo("conformance.exceptions", flt, lambda: exception_views(exc))
+        un = views["unhandled"]
         m = st.columns(3)
-        m[0].metric("Exceptions", fmt.count(len(exc)), border=True)
-        m[1].metric("Unhandled", fmt.count(len(un)), border=True)
-        m[2].metric("Handled", fmt.share(exc["handled"].mean()), border=True)
+        m[0].metric("Exceptions", fmt.count(views["n"]), border=True)
+        m[1].metric("Unhandled", fmt.count(views["n_unhandled"]), border=True)
+        m[2].metric("Handled", fmt.share(views["handled_share"]), border=True)
         left, right = st.columns(2)
         with left:
-            by = exc.groupby(["type", "handled"]).size().reset_index(name="cases")
-            by["status"] = by["handled"].map({True: "handled", False: "unhandled"})
-            fig = px.bar(by, x="cases", y="type", color="status", orientation="h", labels={"type": ""},
-                         color_discrete_map={"handled": "#2e7d32", "unhandled": "#c62828"})
-            fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), title="By type")
-            st.plotly_chart(fig, key="exc_type")
+            st.plotly_chart(views["by_type"], key="exc_type")
         with right:
-            if "owner" in un and not un.empty:
-                own = un.groupby(un["owner"].fillna("(no owner)")).size().reset_index(name="unhandled")
-                fig = px.bar(own, x="unhandled", y="owner", orientation="h", color_discrete_sequence=["#c62828"])
-                fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), title="Unhandled by owner")
-                st.plotly_chart(fig, key="exc_owner")
-        if "ts" in exc:
-            trend = exc.assign(week=pd.to_datetime(exc["ts"]).dt.to_period("W").dt.start_time).groupby(
-                ["week", "type"]).size().reset_index(name="exceptions")
-            fig = px.line(trend, x="week", y="exceptions", color="type", markers=True)
-            fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), title="Trend per week")
-            st.plotly_chart(fig, key="exc_trend")
-        st.caption("Unhandled exceptions · select one to open its case")
-        ev = st.dataframe(un.reset_index(drop=True), hide_index=True, on_select="rerun", selection_mode="single-row",
-                          key="exc_table")
+            if "by_owner" in views:
+                st.plotly_chart(views["by_owner"], key="exc_owner")
+        if "trend" in views:
+            st.plotly_chart(views["trend"], key="exc_trend")
+        st.caption("Unhandled exceptions" + (f" (the latest {len(un):,} of {views['n_unhandled']:,})"
+                                              if len(un) < views["n_unhandled"] else "") + " · select one to open its case")
+        ev = st.dataframe(un, hide_index=True, on_select="rerun", selection_mode="single-row", key="exc_table")
         rows = nav.selected_rows(ev)
         if rows:
-            nav.open_case(un.reset_index(drop=True).iloc[rows[0]]["case_id"])
+            nav.open_case(un.iloc[rows[0]]["case_id"])
