@@ -9,6 +9,7 @@ cursor in **one** transaction: a run that dies half-way leaves the store as it w
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -29,6 +30,30 @@ RESERVED = "__pl_"
 # data, instead of growing with the file. Raise it (e.g. "2GB") for speed on big machines.
 MEMORY_ENV = "PROCESSLENS_INGEST_MEMORY"
 DEFAULT_MEMORY = "384MB"
+
+
+def default_memory(input_bytes: int | None) -> str:
+    """The working-memory cap of a run: ``DEFAULT_MEMORY``, raised for a large input to about the
+    size of its rows in memory (at most an eighth of the machine's memory), so that a 10-million-event
+    file sorts with less spilling while staying far below what pm4py holds for the same file."""
+    floor = _parse_bytes(DEFAULT_MEMORY)
+    if not input_bytes or floor is None:
+        return DEFAULT_MEMORY
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return DEFAULT_MEMORY
+    limit = max(floor, min(int(input_bytes * 1.5), total // 8))
+    return f"{limit // (1 << 20)}MB"
+
+
+def _parse_bytes(size: str) -> int | None:
+    units = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+    text = size.strip().upper().replace("IB", "B")
+    for unit, factor in units.items():
+        if text.endswith(unit) and text[:-2].strip().replace(".", "", 1).isdigit():
+            return int(float(text[:-2]) * factor)
+    return None
 
 
 @dataclass
@@ -135,8 +160,11 @@ class Loader:
         progress: bool | None = None,
         config: dict | None = None,
         memory: str | None = None,
+        input_bytes: int | None = None,
     ) -> None:
-        self.memory = memory  # None: PROCESSLENS_INGEST_MEMORY, else DEFAULT_MEMORY; "off": no cap
+        self.memory = memory  # None: PROCESSLENS_INGEST_MEMORY, else default_memory(); "off": no cap
+        self.input_bytes = input_bytes  # the size of what is read, when known: scales the default cap
+        self._cap = ""
         self.con = con
         self.job = job
         self.source = source
@@ -237,7 +265,7 @@ class Loader:
         except IngestMemoryError:
             if self.memory is not None or os.environ.get(MEMORY_ENV):
                 raise
-            print(f"ingest {self.job}: more memory than the {DEFAULT_MEMORY} working cap was needed; "
+            print(f"ingest {self.job}: more memory than the {self._cap} working cap was needed; "
                   "loading again without the cap", file=sys.stderr)
             self.memory = "off"
             return self.run(make_batches())
@@ -246,7 +274,8 @@ class Loader:
         """Cap DuckDB's memory for the run (see ``DEFAULT_MEMORY``); returns the setting to restore."""
         import os
 
-        limit = (self.memory or os.environ.get(MEMORY_ENV, DEFAULT_MEMORY)).strip()
+        limit = (self.memory or os.environ.get(MEMORY_ENV) or default_memory(self.input_bytes)).strip()
+        self._cap = limit
         if not limit or limit.lower() in ("0", "none", "off"):
             return None
         before = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]

@@ -173,7 +173,7 @@ def test_a_run_that_outgrows_the_default_memory_cap_is_loaded_without_it(tmp_pat
     from ingest.store import open_store
 
     monkeypatch.delenv(loader_module.MEMORY_ENV, raising=False)
-    monkeypatch.setattr(loader_module, "DEFAULT_MEMORY", "1MB")  # far too small for any real work
+    monkeypatch.setattr(loader_module, "default_memory", lambda _bytes: "1MB")  # far too small for any real work
     path = tmp_path / "log.csv"
     path.write_text("case,activity,time,note\n" + "".join(
         f"c{i // 5},a{i % 5},2024-01-01 {i % 24:02d}:00:00,{'x' * 200}\n" for i in range(50_000)))
@@ -201,3 +201,15 @@ def test_an_explicit_memory_cap_is_respected(tmp_path, monkeypatch):
             ingest_file(con, path)
         assert loader_module.MEMORY_ENV in err.value.hint
         assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+
+
+def test_the_default_memory_cap_grows_with_the_input_and_stays_bounded():
+    from ingest.loader import DEFAULT_MEMORY, _parse_bytes, default_memory
+
+    floor = _parse_bytes(DEFAULT_MEMORY)
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert default_memory(None) == DEFAULT_MEMORY
+    assert _parse_bytes(default_memory(10 << 20)) == floor  # small files: the floor
+    big = _parse_bytes(default_memory(700 << 20))  # a 700 MB CSV: about 1.5 times its size
+    assert big // (1 << 20) == max(floor, min(1050 << 20, ram // 8)) // (1 << 20)
+    assert _parse_bytes(default_memory(1 << 50)) <= ram // 8 + (1 << 20)  # never more than an eighth of memory
