@@ -248,7 +248,10 @@ def _qualified(ref: str) -> str:
     return ref if ":" in ref else f"dashboard.queries:{ref}"
 
 
-_POOL = ThreadPoolExecutor(max_workers=3, thread_name_prefix="processlens-prefetch")
+# Background queries call st.cache_data outside a script run: Streamlit warns about the missing
+# context on every call, which is expected here.
+logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="processlens-prefetch")
 _PENDING: dict[tuple, Future] = {}
 _PENDING_LOCK = threading.RLock()  # re-entrant: a future already done runs _forget at once, under it
 

@@ -110,6 +110,10 @@ def render() -> ViewFilter:
                 attrs.append((attr_name, tuple(sel)))
         attrs.extend(st.session_state.get("flt_attr_extra", ()))
         base = ViewFilter(start=start, end=end, sources=tuple(sel_sources), attrs=tuple(attrs))
+        if not base.is_empty or st.session_state.get("flt_variant"):
+            # every analysis page starts with the overview of the filtered cases: compute it meanwhile
+            data.prefetch("overview", ViewFilter(start=start, end=end, sources=tuple(sel_sources), attrs=tuple(attrs),
+                                                 variant=st.session_state.get("flt_variant") or None))
         variants = data.attempt("top_variants", base, top=20).value
         options = [""]
         labels = {"": "(any)"}

@@ -57,26 +57,33 @@ _PRELOAD_JS = """<script>
 (() => {{
   if (window.__plPlotlyPreload) return;
   window.__plPlotlyPreload = true;
-  const start = () => {{
+  // Only while the user reads: the script is not running and nobody clicked or typed for a while,
+  // so the bundle's evaluation never delays a page or a filter change the user waits for.
+  let quietSince = performance.now();
+  for (const ev of ["pointerdown", "keydown", "wheel"]) addEventListener(ev, () => {{ quietSince = performance.now(); }}, true);
+  const timer = setInterval(() => {{
+    const state = document.querySelector('[data-test-script-state]');
+    if (state && state.getAttribute('data-test-script-state') === 'running') {{ quietSince = performance.now(); return; }}
+    if (performance.now() - quietSince < {quiet}) return;
+    clearInterval(timer);
     const s = document.querySelector('script[src*="/static/js/index."]');
     if (s) import(new URL({name!r}, s.src).href).catch(() => {{}});
-  }};
-  setTimeout(() => (window.requestIdleCallback ? requestIdleCallback(start, {{timeout: 4000}}) : start()), {delay});
+  }}, 250);
 }})();
 </script>"""
 
 
-def preload_plotly(delay_ms: int = 3000) -> None:
-    """Load Plotly's front-end bundle in the background of a browser session, once, when it is idle.
+def preload_plotly(quiet_ms: int = 2000) -> None:
+    """Load Plotly's front-end bundle in the background of a browser session, once, while it is idle.
 
     Streamlit fetches and evaluates that 4.7 MB bundle with the first Plotly chart of a session,
-    which takes 2–2.6 s on a 2-core machine; done while the user reads the landing page, the later
-    pages with Plotly charts do not wait for it. The browser's module map keeps one copy, so the
-    chart's own lazy import finds it loaded.
+    which takes 2–2.6 s on a 2-core machine. Done after ``quiet_ms`` without a script run, click or
+    key press (the user is reading), the pages with Plotly charts opened later do not wait for it.
+    The browser's module map keeps one copy, so the chart's own lazy import finds it loaded.
     """
     name = _plotly_bundle()
     if name is None or st.session_state.get("_plotly_preloaded"):
         return
     st.session_state["_plotly_preloaded"] = True
     with st.sidebar:
-        st.html(_PRELOAD_JS.format(name=name, delay=int(delay_ms)), unsafe_allow_javascript=True)
+        st.html(_PRELOAD_JS.format(name=name, quiet=int(quiet_ms)), unsafe_allow_javascript=True)

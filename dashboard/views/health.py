@@ -27,7 +27,11 @@ start, end = queries.period_bounds(ov["last_ts"], flt, days=int(cfg.get("period_
 common = dict(end_activities=ends, idle_days=idle_days, now=now.isoformat())
 # After a filter change every query below runs anew: start the later ones in the background so that
 # DuckDB computes them while this script draws the tiles (each is cached per data version and filter).
+sla = data.attempt("dashboard.engines:sla_by_activity", config=nav.config())
 if not flt.is_empty:
+    data.prefetch("selected_case_ids", flt)  # narrows the model-based results
+    if sla.ok and sla.value:
+        data.prefetch("on_time_share", flt, start=start.isoformat(), end=end.isoformat(), sla=sla.value, **common)
     data.prefetch("weekly_flow", flt, freq=cfg.get("trend_freq", "week"))
     data.prefetch("open_by", flt, by="last_source", **common)
     data.prefetch("kpi_cases", flt, kind=st.session_state.get("health_cases_kind", "wip") or "wip",
@@ -59,7 +63,6 @@ if exc.ok and "handled" in exc.value:
     if "kind" in ex:  # exception events from the sources; deviations count in the conformance rate
         ex = ex[ex["kind"] == "exception event"]
     n_unhandled = int((~ex["handled"].astype(bool)).sum())
-sla = data.attempt("dashboard.engines:sla_by_activity", config=nav.config())
 on_time = {"current": None, "previous": None}
 if sla.ok and sla.value:
     on_time = data.attempt("on_time_share", flt, start=start.isoformat(), end=end.isoformat(), sla=sla.value,
