@@ -63,7 +63,9 @@ _PRELOAD_JS = """<script>
   for (const ev of ["pointerdown", "keydown", "wheel"]) addEventListener(ev, () => {{ quietSince = performance.now(); }}, true);
   const timer = setInterval(() => {{
     const state = document.querySelector('[data-test-script-state]');
-    if (state && state.getAttribute('data-test-script-state') === 'running') {{ quietSince = performance.now(); return; }}
+    const busy = (state && state.getAttribute('data-test-script-state') === 'running')
+      || document.querySelector('[data-testid=stSkeleton]');  // a chart of the page is still loading
+    if (busy) {{ quietSince = performance.now(); return; }}
     if (performance.now() - quietSince < {quiet}) return;
     clearInterval(timer);
     const s = document.querySelector('script[src*="/static/js/index."]');
