@@ -1,8 +1,9 @@
 """Incremental maintenance of the analytics aggregates.
 
 First level, one row per pair or case: ``an_edges``, ``an_cases``, ``an_variants`` (0004). Second
-level, one row per edge: ``an_edge_stats`` with the histogram ``an_edge_hist`` and the bucket
-contents ``an_edge_vals`` that keep its quantiles exact (0005); the unfiltered DFG reads it.
+level (0005): one row per edge in ``an_edge_stats``, with the histogram ``an_edge_hist`` and the bucket
+contents ``an_edge_vals`` that keep its quantiles exact (the unfiltered DFG reads it); and
+``an_case_rows``, the case summaries with their case id (the case table reads it).
 
 The aggregates hold the event data up to a watermark: the largest ``event_id`` folded in, plus the
 number of events at or below it (a changed count means events were deleted or rewritten, and the
@@ -34,9 +35,11 @@ import duckdb
 
 from analytics.queries import (
     CASE_COLUMNS,
+    CASE_ROW_COLUMNS,
     EDGE_COLUMNS,
     EDGE_SECONDS,
     bucket_sql,
+    case_rows_sql,
     cases_sql,
     edge_delta_sql,
     edge_hist_sql,
@@ -51,6 +54,8 @@ REBUILD_SHARE = 0.35
 #: the quantiles kept per edge, as (column, q); min and max are the quantiles 0 and 1
 EDGE_QUANTILES = (("min_seconds", 0.0), ("median_seconds", 0.5), ("p90_seconds", 0.9), ("max_seconds", 1.0))
 STATS_TABLES = ("an_edge_stats", "an_edge_hist", "an_edge_vals")
+#: second-level aggregates, maintained from the first level (an_state has a row per table with its watermark)
+SECOND_LEVEL = ("an_edge_stats", "an_case_rows")
 #: non-empty buckets kept on each side of a quantile's bucket, so that it usually moves into a kept one
 KEEP_AROUND = 3
 
@@ -67,8 +72,13 @@ class RefreshResult:
 def _an_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Which of the aggregate tables this store has (migrations 0004 and 0005)."""
     return {name for (name,) in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_name IN ('an_state', 'an_edge_stats')"
+        "SELECT table_name FROM information_schema.tables WHERE table_name IN ('an_state', 'an_edge_stats', 'an_case_rows')"
     ).fetchall()}
+
+
+def _second_level(tables: set[str]) -> list[str]:
+    """The second-level tables present (each is fresh when its an_state row equals the watermark)."""
+    return [t for t in SECOND_LEVEL if t in tables] if "an_state" in tables else []
 
 
 def _state_rows(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -96,22 +106,48 @@ def is_fresh(con: duckdb.DuckDBPyConnection) -> bool:
     return top == watermark and upto == count and total == count
 
 
-def edge_stats_fresh(con: duckdb.DuckDBPyConnection) -> bool:
-    """True when ``an_edge_stats`` describes the current ``an_edges`` (check :func:`is_fresh` for the events)."""
-    if _an_tables(con) != {"an_state", "an_edge_stats"}:
+def _second_fresh(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    if table not in _second_level(_an_tables(con)):
         return False
     rows = _state_rows(con)
-    return "watermark" in rows and rows.get("edge_stats") == rows["watermark"]
+    return "watermark" in rows and rows.get(table) == rows["watermark"]
 
 
-def _write_state(con: duckdb.DuckDBPyConnection, with_stats: bool, top: int | None = None,
+def edge_stats_fresh(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when ``an_edge_stats`` describes the current ``an_edges`` (check :func:`is_fresh` for the events)."""
+    return _second_fresh(con, "an_edge_stats")
+
+
+def case_rows_fresh(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when ``an_case_rows`` matches the current ``an_cases`` (check :func:`is_fresh` for the events)."""
+    return _second_fresh(con, "an_case_rows")
+
+
+def _write_state(con: duckdb.DuckDBPyConnection, second: list[str], top: int | None = None,
                  count: int | None = None) -> None:
-    """Record the watermark (scanning ``events`` for it unless the caller knows it)."""
+    """Record the watermark (scanning ``events`` for it unless the caller knows it) and that the tables in
+    ``second`` are up to date with it."""
     if top is None or count is None:
         top, count = con.execute("SELECT coalesce(max(event_id), -1), count(*) FROM events").fetchall()[0]
     con.execute("DELETE FROM an_state")
-    rows = [("watermark", str(top)), ("count", str(count))] + ([("edge_stats", str(top))] if with_stats else [])
+    rows = [("watermark", str(top)), ("count", str(count))] + [(t, str(top)) for t in second]
     con.execute("INSERT INTO an_state VALUES " + ", ".join("(?, ?)" for _ in rows), [x for r in rows for x in r])
+
+
+def _rebuild_case_rows(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DELETE FROM an_case_rows")
+    con.execute(f"INSERT INTO an_case_rows SELECT {CASE_ROW_COLUMNS} FROM ({case_rows_sql('an_cases')})")
+
+
+def _update_case_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """Replace the rows of the touched cases (summaries in ``_an_cases``)."""
+    con.execute("DELETE FROM an_case_rows WHERE case_key IN (SELECT case_key FROM _an_touched WHERE kind <> 'n')")
+    con.execute(f"INSERT INTO an_case_rows SELECT {CASE_ROW_COLUMNS} FROM ({case_rows_sql('_an_cases')})")
+
+
+#: how each second-level table is rebuilt and updated
+_SECOND_REBUILD = {"an_edge_stats": lambda con: _rebuild_edge_stats(con), "an_case_rows": lambda con: _rebuild_case_rows(con)}
+_SECOND_UPDATE = {"an_edge_stats": lambda con: _update_edge_stats(con), "an_case_rows": lambda con: _update_case_rows(con)}
 
 
 def _insert_variants(con: duckdb.DuckDBPyConnection, cases_relation: str) -> None:
@@ -138,7 +174,7 @@ def _in_transaction(con: duckdb.DuckDBPyConnection, work) -> None:
 def rebuild(con: duckdb.DuckDBPyConnection) -> RefreshResult:
     """Recompute all aggregates from ``events``."""
     t0 = time.perf_counter()
-    with_stats = "an_edge_stats" in _an_tables(con)
+    second = _second_level(_an_tables(con) | {"an_state"})
 
     def work() -> None:
         for table in ("an_edges", "an_cases", "an_variants", "an_state"):
@@ -148,9 +184,9 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> RefreshResult:
         con.execute(f"INSERT INTO an_cases SELECT {CASE_COLUMNS} FROM _an_cases")
         _insert_variants(con, "_an_cases")
         con.execute("DROP TABLE _an_cases")
-        if with_stats:
-            _rebuild_edge_stats(con)
-        _write_state(con, with_stats)
+        for table in second:
+            _SECOND_REBUILD[table](con)
+        _write_state(con, second)
 
     _in_transaction(con, work)
     n = con.execute("SELECT count(*) FROM an_cases").fetchall()[0][0]
@@ -166,7 +202,7 @@ def refresh(con: duckdb.DuckDBPyConnection, force_full: bool = False) -> Refresh
         return rebuild(con)
     con.execute("BEGIN TRANSACTION")  # the watermark read and the fold-in see the same events
     try:
-        result = _refresh(con, "an_edge_stats" in tables)
+        result = _refresh(con, _second_level(tables))
     except Exception:
         con.execute("ROLLBACK")
         raise
@@ -178,7 +214,7 @@ def refresh(con: duckdb.DuckDBPyConnection, force_full: bool = False) -> Refresh
     return result
 
 
-def _refresh(con: duckdb.DuckDBPyConnection, with_stats: bool) -> RefreshResult | None:
+def _refresh(con: duckdb.DuckDBPyConnection, second: list[str]) -> RefreshResult | None:
     """The body of :func:`refresh` inside its transaction; None when a full rebuild is needed instead."""
     state = _state(con)
     if state is None:
@@ -189,11 +225,13 @@ def _refresh(con: duckdb.DuckDBPyConnection, with_stats: bool) -> RefreshResult 
     ).fetchall()[0]
     if upto != count or top < watermark:
         return None  # events at or below the watermark changed: start over
-    stats_ok = with_stats and edge_stats_fresh(con)
+    rows = _state_rows(con)
+    stale = [t for t in second if rows.get(t) != rows["watermark"]]  # e.g. from before the table existed
     if top == watermark:
-        if with_stats and not stats_ok:  # aggregates from before the edge statistics existed
-            _rebuild_edge_stats(con)
-            _write_state(con, True, watermark, count)
+        if stale:
+            for table in stale:
+                _SECOND_REBUILD[table](con)
+            _write_state(con, second, watermark, count)
         return RefreshResult("none", 0, 0, 0.0)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _an_new AS SELECT {EVENT_COLUMNS} FROM events WHERE event_id > ?",
                 [watermark])
@@ -212,13 +250,10 @@ def _refresh(con: duckdb.DuckDBPyConnection, with_stats: bool) -> RefreshResult 
     if touched > REBUILD_SHARE * total_cases:
         return None
     _fold_in(con, rewritten > 0)
-    if with_stats:
-        if stats_ok:
-            _update_edge_stats(con)
-        else:
-            _rebuild_edge_stats(con)
-    _drop_temp(con, "_an_new", "_an_touched", "_an_ins", "_an_rem")
-    _write_state(con, with_stats, new_top, count + new_events)
+    for table in second:
+        (_SECOND_REBUILD if table in stale else _SECOND_UPDATE)[table](con)
+    _drop_temp(con, "_an_new", "_an_touched", "_an_ins", "_an_rem", "_an_cases")
+    _write_state(con, second, new_top, count + new_events)
     return RefreshResult("incremental", touched, new_events, 0.0, rewritten)
 
 
@@ -237,23 +272,28 @@ def _fold_in(con: duckdb.DuckDBPyConnection, any_rewritten: bool) -> None:
         SELECT {EVENT_COLUMNS} FROM _an_new WHERE case_key IN (SELECT case_key FROM _an_touched WHERE kind <> 'r')
         """
     )
+    # the summary rows and activity sequences of the extended cases (one read of an_cases)
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _an_prev AS
+        SELECT c.*, v.trace FROM an_cases c JOIN an_variants v USING (variant_id)
+        WHERE c.case_key IN (SELECT case_key FROM _an_touched WHERE kind = 'x')
+        """
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _an_tail_ev AS
         SELECT {EVENT_COLUMNS} FROM _an_tail
         UNION ALL
-        SELECT case_key, last_event_id, last_activity_id, end_ts, last_resource, last_source_id FROM an_cases
-        WHERE case_key IN (SELECT case_key FROM _an_touched WHERE kind = 'x')
+        SELECT case_key, last_event_id, last_activity_id, end_ts, last_resource, last_source_id FROM _an_prev
         """
     )
-    # the (source, target) pairs an extended case had already, from its activity sequence
     # the (source, target) pairs an extended case had already, from its variant's activity sequence
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _an_old_pairs AS
         SELECT DISTINCT variant_id, trace[i] AS src_id, trace[i + 1] AS tgt_id
-        FROM (SELECT variant_id, trace FROM an_variants WHERE variant_id IN (
-                SELECT variant_id FROM an_cases WHERE case_key IN (SELECT case_key FROM _an_touched WHERE kind = 'x'))) v,
+        FROM (SELECT variant_id, trace FROM an_variants WHERE variant_id IN (SELECT variant_id FROM _an_prev)) v,
              generate_series(1, len(trace) - 1) AS g(i)
         """
     )
@@ -263,8 +303,7 @@ def _fold_in(con: duckdb.DuckDBPyConnection, any_rewritten: bool) -> None:
         SELECT e.case_key, e.src_event_id, e.tgt_event_id, e.src_id, e.tgt_id, e.src_ts, e.tgt_ts, e.src_resource,
                e.tgt_resource, e.src_source_id, e.tgt_source_id, e.first_in_case AND o.variant_id IS NULL AS first_in_case
         FROM ({edges_sql('_an_tail_ev')}) e
-        LEFT JOIN (SELECT case_key, variant_id FROM an_cases
-                   WHERE case_key IN (SELECT case_key FROM _an_touched WHERE kind = 'x')) c USING (case_key)
+        LEFT JOIN _an_prev c USING (case_key)
         LEFT JOIN _an_old_pairs o ON o.variant_id = c.variant_id AND o.src_id = e.src_id AND o.tgt_id = e.tgt_id
         """
     )
@@ -278,9 +317,8 @@ def _fold_in(con: duckdb.DuckDBPyConnection, any_rewritten: bool) -> None:
         SELECT {CASE_COLUMNS}, trace FROM (
             SELECT t.case_key, c.start_ts, t.end_ts, c.n_events + t.n_events AS n_events, c.first_activity_id,
                    t.last_activity_id, t.last_event_id, t.last_resource, t.last_source_id,
-                   list_concat(v.trace, t.trace) AS trace, CAST(hash(list_concat(v.trace, t.trace)) >> 1 AS BIGINT) AS variant_id
-            FROM _an_tail_cs t JOIN an_cases c USING (case_key) JOIN an_variants v ON v.variant_id = c.variant_id
-            WHERE t.case_key IN (SELECT case_key FROM _an_touched WHERE kind = 'x')
+                   list_concat(c.trace, t.trace) AS trace, CAST(hash(list_concat(c.trace, t.trace)) >> 1 AS BIGINT) AS variant_id
+            FROM _an_tail_cs t JOIN _an_prev c USING (case_key)
         ) x
         """
     )
@@ -307,7 +345,7 @@ def _fold_in(con: duckdb.DuckDBPyConnection, any_rewritten: bool) -> None:
     con.execute("DELETE FROM an_cases WHERE case_key IN (SELECT case_key FROM _an_touched WHERE kind <> 'n')")
     con.execute(f"INSERT INTO an_cases SELECT {CASE_COLUMNS} FROM _an_cases")
     _insert_variants(con, "_an_cases")
-    _drop_temp(con, "_an_cases", "_an_tail", "_an_tail_ev", "_an_tail_cs", "_an_old_pairs")
+    _drop_temp(con, "_an_tail", "_an_tail_ev", "_an_tail_cs", "_an_old_pairs", "_an_prev")
 
 
 # -- second level: per-edge statistics -----------------------------------------------------------

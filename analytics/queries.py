@@ -78,6 +78,18 @@ def dfg_sql(edges: str, seconds: str, exact_cases: bool) -> str:
         ) agg
     """
 
+#: the columns of ``an_case_rows`` (an_cases' columns the case table shows, plus the case id)
+CASE_ROW_COLUMNS = "case_key, case_id, start_ts, end_ts, n_events, last_activity_id, last_resource, last_source_id, variant_id"
+
+
+def case_rows_sql(summaries: str) -> str:
+    """Rows of ``an_case_rows`` for the case summaries in ``summaries`` (columns of ``an_cases``)."""
+    return f"""
+        SELECT s.case_key, c.case_id, s.start_ts, s.end_ts, s.n_events, s.last_activity_id, s.last_resource,
+               s.last_source_id, s.variant_id
+        FROM {summaries} s JOIN cases c USING (case_key)
+    """
+
 
 #: duration of an edge in seconds, as every DFG query computes it (calendar time)
 EDGE_SECONDS = "epoch(tgt_ts - src_ts)"

@@ -356,7 +356,12 @@ def markdown(results: list[dict]) -> str:
             "that gets an event before its last one is recomputed from all its events (in parentheses in the table). "
             "The per-edge statistics (`an_edge_stats`: counts, sums, min, median, p90, max) change by the pairs "
             "added and removed; the quantiles stay exact through a histogram per edge and the kept contents of "
-            "the buckets around each quantile, so the unfiltered DFG reads 31 rows instead of 9 million pairs.",
+            "the buckets around each quantile, so the unfiltered DFG reads 31 rows instead of 9 million pairs. "
+            "The case table reads `an_case_rows` (the case summaries with their case id, maintained with them) "
+            "instead of joining a million case ids.",
+            "- The wall-clock ratio depends on how busy the machine is: the full rebuild is a few large parallel "
+            "queries that use both cores when they are free, the incremental refresh about thirty small ones, so a "
+            "quieter machine shortens the rebuild more. The CPU-seconds ratio does not depend on it.",
             "- Before this (first measurement, load average about 8): at 9,995,824 events the incremental refresh "
             "took 2.27 s and with the three queries 4.64 s, against 31.20 s and 33.50 s for the full rebuild: "
             "0.073 without and 0.14 with the queries.",
@@ -382,12 +387,18 @@ def targets(r: dict) -> list[str]:
                      f"{(ptot + p['format_dataframe']) / tot:.1f}× with it — {mark(ptot / tot >= 10)}")
         lines.append(f"- at most a third of pm4py's peak memory: {o['peak_mb']:,.0f} MB vs {p['peak_mb']:,.0f} MB "
                      f"({o['peak_mb'] / p['peak_mb']:.2f}) — {mark(o['peak_mb'] <= p['peak_mb'] / 3)}")
+    def every(ratio: float, lo: float, hi: float) -> str:
+        if hi < 0.1:
+            return "met in every round"
+        return f"met in the median round, not in every round (up to {hi:.3f})" if ratio < 0.1 else "**not met**"
+
     lo, hi = a["agg_range"]
-    lines.append(f"- refreshing the aggregates after appending 1 % under a tenth of a full recomputation: "
-                 f"{a['agg_ratio']:.3f} (rounds {lo:.3f}–{hi:.3f}) — {mark(hi < 0.1)}")
+    lines.append(f"- refreshing the aggregates after appending 1 % under a tenth of a full recomputation (wall clock): "
+                 f"{a['agg_ratio']:.3f}, rounds {lo:.3f}–{hi:.3f} — {every(a['agg_ratio'], lo, hi)}")
     lo, hi = a["ratio_range"]
-    lines.append(f"- the same including the three queries the dashboard then runs on them: {a['ratio']:.3f} "
-                 f"(rounds {lo:.3f}–{hi:.3f}) — {mark(hi < 0.1)}")
+    cpu = f"; CPU seconds {a['cpu_ratio']:.3f}" if a.get("cpu_ratio") is not None else ""
+    lines.append(f"- the same including the three queries the dashboard then runs on them (wall clock): {a['ratio']:.3f}, "
+                 f"rounds {lo:.3f}–{hi:.3f}{cpu} — {every(a['ratio'], lo, hi)}")
     return lines
 
 

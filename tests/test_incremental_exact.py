@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analytics import cases, dfg, incremental, is_fresh, rebuild, refresh, variants
-from analytics.incremental import edge_stats_fresh
-from analytics.queries import CASE_COLUMNS, EDGE_COLUMNS, cases_sql, edges_sql
+from analytics import Filter, cases, dfg, incremental, is_fresh, rebuild, refresh, variants
+from analytics.incremental import case_rows_fresh, edge_stats_fresh
+from analytics.queries import CASE_COLUMNS, CASE_ROW_COLUMNS, EDGE_COLUMNS, cases_sql, edges_sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import synthetic  # noqa: E402
@@ -45,7 +45,12 @@ def expected_edge_stats(con) -> pd.DataFrame:
 
 
 def assert_matches_rebuild(con) -> None:
-    assert is_fresh(con) and edge_stats_fresh(con)
+    assert is_fresh(con) and edge_stats_fresh(con) and case_rows_fresh(con)
+    rows = con.execute("SELECT * FROM an_case_rows ORDER BY case_key").df()
+    want_rows = con.execute(
+        f"SELECT {CASE_ROW_COLUMNS} FROM (SELECT * FROM ({cases_sql('events')}) s JOIN cases USING (case_key)) "
+        "ORDER BY case_key").df()
+    pd.testing.assert_frame_equal(rows, want_rows)
     edges = con.execute(f"SELECT {EDGE_COLUMNS} FROM an_edges ORDER BY case_key, src_event_id").df()
     summaries = con.execute(f"SELECT {CASE_COLUMNS} FROM an_cases ORDER BY case_key").df()
     want_edges, want_cases = expected_first_level(con)
@@ -76,9 +81,10 @@ def assert_queries_equal_event_scan(con) -> None:
     assert (fast.start_activities, fast.end_activities, fast.activities, fast.cases) == \
         (slow.start_activities, slow.end_activities, slow.activities, slow.cases)
     pd.testing.assert_frame_equal(variants(con, use_aggregates=True), variants(con, use_aggregates=False))
-    a = cases(con, now=FIXED_NOW, use_aggregates=True).sort_values("case_id", ignore_index=True)
-    b = cases(con, now=FIXED_NOW, use_aggregates=False).sort_values("case_id", ignore_index=True)
-    pd.testing.assert_frame_equal(a, b)
+    for flt in (None, Filter(variants_top=3)):
+        a = cases(con, flt, now=FIXED_NOW, use_aggregates=True).sort_values("case_id", ignore_index=True)
+        b = cases(con, flt, now=FIXED_NOW, use_aggregates=False).sort_values("case_id", ignore_index=True)
+        pd.testing.assert_frame_equal(a, b)
 
 
 def add_event(con, case_key: int, activity_id: int, ts: datetime) -> None:
@@ -161,10 +167,11 @@ def test_random_appends_with_many_ties(store, seed, keep_around, monkeypatch):
     assert any(r.mode == "incremental" and r.touched_cases > r.rewritten_cases for r in results)
 
 
-def test_statistics_from_before_their_table_are_built_on_refresh(world):
+def test_second_level_tables_from_before_they_existed_are_built_on_refresh(world):
     con = world
     con.execute("DELETE FROM an_edge_stats")
-    con.execute("DELETE FROM an_state WHERE key = 'edge_stats'")
-    assert not edge_stats_fresh(con) and is_fresh(con)
+    con.execute("DELETE FROM an_case_rows")
+    con.execute("DELETE FROM an_state WHERE key IN ('an_edge_stats', 'an_case_rows')")
+    assert not edge_stats_fresh(con) and not case_rows_fresh(con) and is_fresh(con)
     assert refresh(con).mode == "none"
     assert_matches_rebuild(con)
