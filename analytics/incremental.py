@@ -200,16 +200,25 @@ def refresh(con: duckdb.DuckDBPyConnection, force_full: bool = False) -> Refresh
     tables = _an_tables(con)
     if force_full or "an_state" not in tables:
         return rebuild(con)
-    con.execute("BEGIN TRANSACTION")  # the watermark read and the fold-in see the same events
+    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    # about thirty small statements over the new events: one thread is as fast, and does not stall at the
+    # barriers of parallel operators when the machine is busy
+    con.execute("SET threads = 1")
     try:
-        result = _refresh(con, _second_level(tables))
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+        con.execute("BEGIN TRANSACTION")  # the watermark read and the fold-in see the same events
+        try:
+            result = _refresh(con, _second_level(tables))
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        if result is not None:
+            con.execute("COMMIT")
+        else:
+            con.execute("ROLLBACK")
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
     if result is None:
-        con.execute("ROLLBACK")
         return rebuild(con)
-    con.execute("COMMIT")
     result.seconds = time.perf_counter() - t0
     return result
 
