@@ -204,9 +204,9 @@ def test_an_explicit_memory_cap_is_respected(tmp_path, monkeypatch):
 
 
 def test_the_default_memory_cap_grows_with_the_input_and_stays_bounded():
-    from ingest.loader import DEFAULT_MEMORY, _parse_bytes, default_memory
+    from ingest.loader import DEFAULT_MEMORY, SIZED_MEMORY_FLOOR, _parse_bytes, default_memory
 
-    floor = _parse_bytes(DEFAULT_MEMORY)
+    floor = _parse_bytes(SIZED_MEMORY_FLOOR)
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     assert default_memory(None) == DEFAULT_MEMORY
     assert _parse_bytes(default_memory(10 << 20)) == floor  # small files: the floor
