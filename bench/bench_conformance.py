@@ -65,9 +65,9 @@ def make_log(cases: int, seed: int, path: Path, prefix: str = "") -> int:
 # --- the measured units, each run in a fresh interpreter -------------------------------------------
 
 def _peak_mb() -> float:
-    import resource
+    from bench.common import peak_rss_kb
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_kb() / 1024  # VmHWM: ru_maxrss would include the driver's memory at fork
 
 
 def unit_pm4py(log: str, method: str) -> dict:

@@ -193,7 +193,9 @@ def pm4py_child(events: int) -> None:
     pm4py.discover_dfg(df)
     pm4py.discover_performance_dfg(df)
     pm4py.get_variants(df)
-    print(json.dumps({"seconds": time.perf_counter() - t0}))
+    from bench.common import peak_rss_kb
+
+    print(json.dumps({"seconds": time.perf_counter() - t0, "_peak_rss_kb": peak_rss_kb()}))  # VmHWM, see common
 
 
 def bench_size(events: int, folder: Path, browser_factory) -> dict:

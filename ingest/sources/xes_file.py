@@ -124,6 +124,7 @@ def _parse(path: Path):
 
 
 # -- parallel parsing of large logs ---------------------------------------------------------------
+last_worker_peak_kb = 0  # the largest peak memory of a part worker in this process (for benchmarks)
 WORKERS_ENV = "PROCESSLENS_XES_WORKERS"  # parts to parse at once; 1 turns parallel parsing off
 SPLIT_MIN_BYTES = 48 << 20  # below this (about 200k events) starting a second process does not pay
 
@@ -234,6 +235,10 @@ def _parse_parts(path: Path, buf, parts: int, tmp: Path):
             continue
         with pa.memory_map(str(out)) as source:
             tables.append(pa.ipc.open_file(source).read_all())
+        peak = out.with_suffix(".peak")
+        if peak.exists():
+            global last_worker_peak_kb
+            last_worker_peak_kb = max(last_worker_peak_kb, int(peak.read_text() or 0))
     if tables is None:
         return None
     # the parts stay separate chunks (no copy); the workers' parts are read from their memory-mapped files

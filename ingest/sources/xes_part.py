@@ -28,6 +28,19 @@ def main(argv: list[str]) -> int:
     part.unlink()
     with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
+    out.with_suffix(".peak").write_text(str(_peak_kb()))  # for benchmarks: this worker's peak memory
+    return 0
+
+
+def _peak_kb() -> int:
+    """This process's peak RSS in KiB (``VmHWM``; 0 where /proc is missing)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return 0
 
 
