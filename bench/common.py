@@ -87,19 +87,10 @@ def _last_json(text: str) -> dict[str, Any]:
 
 
 def peak_rss_kb() -> int:
-    """Peak RSS of this process so far, in KiB: ``VmHWM`` of its own memory map. Not ``ru_maxrss``:
-    Linux carries that over ``exec`` from the process that forked it (the benchmark driver, which
-    may hold a generated log), so a small child would inherit the driver's peak."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    import resource
+    """Peak RSS of this process so far, in KiB (``VmHWM``; see processlens.procinfo)."""
+    from processlens.procinfo import peak_rss_kb as own_peak
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return own_peak()
 
 
 def child_report(**result: Any) -> None:

@@ -24,23 +24,13 @@ def main(argv: list[str]) -> int:
     import pyarrow as pa
     import rustxes
 
+    from processlens.procinfo import peak_rss_kb
+
     table = rustxes.import_xes(str(part))[0].to_arrow()
     part.unlink()
     with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    out.with_suffix(".peak").write_text(str(_peak_kb()))  # for benchmarks: this worker's peak memory
-    return 0
-
-
-def _peak_kb() -> int:
-    """This process's peak RSS in KiB (``VmHWM``; 0 where /proc is missing)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
+    out.with_suffix(".peak").write_text(str(peak_rss_kb()))  # for benchmarks: this worker's peak memory
     return 0
 
 
