@@ -224,7 +224,11 @@ def _parse_parts(path: Path, buf, parts: int, tmp: Path):
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
     try:
         head = tmp / "part0.xes"
-        head.write_bytes(buf[:points[1]] + b"</log>\n")
+        from ingest.sources.xes_part import copy_range
+
+        with open(path, "rb") as src, open(head, "wb") as dst:
+            copy_range(src, dst, 0, points[1])
+            dst.write(b"</log>\n")
         tables = [_parse(head)]
     except SourceError:
         tables = None
