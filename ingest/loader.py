@@ -32,7 +32,7 @@ MEMORY_ENV = "PROCESSLENS_INGEST_MEMORY"
 DEFAULT_MEMORY = "384MB"
 # with the input's size known, the cap starts lower (a 1M-event CSV loads as fast with 256 MB, and
 # its peak memory falls below pandas') and grows with the input
-SIZED_MEMORY_FLOOR = "256MB"
+SIZED_MEMORY_FLOOR = 256 << 20  # bytes
 
 
 def default_memory(input_bytes: int | None) -> str:
@@ -40,24 +40,14 @@ def default_memory(input_bytes: int | None) -> str:
     about the size of its rows in memory (at least ``SIZED_MEMORY_FLOOR``, at most an eighth of the
     machine's memory), so that a 10-million-event file sorts with less spilling while staying far
     below what pm4py holds for the same file."""
-    floor = _parse_bytes(SIZED_MEMORY_FLOOR)
-    if not input_bytes or floor is None:
+    if not input_bytes:
         return DEFAULT_MEMORY
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return DEFAULT_MEMORY
-    limit = max(floor, min(int(input_bytes * 1.5), total // 8))
-    return f"{limit // (1 << 20)}MB"
-
-
-def _parse_bytes(size: str) -> int | None:
-    units = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
-    text = size.strip().upper().replace("IB", "B")
-    for unit, factor in units.items():
-        if text.endswith(unit) and text[:-2].strip().replace(".", "", 1).isdigit():
-            return int(float(text[:-2]) * factor)
-    return None
+    limit = max(SIZED_MEMORY_FLOOR, min(int(input_bytes * 1.5), total // 8))
+    return f"{limit >> 20}MB"
 
 
 @dataclass
@@ -262,8 +252,6 @@ class Loader:
         """``run`` under the default memory cap; if one allocation needs more than the cap allows
         (DuckDB cannot spill every buffer), run again without the cap instead of failing.
         A cap the user set explicitly (``PROCESSLENS_INGEST_MEMORY``) is respected."""
-        import os
-
         try:
             return self.run(make_batches())
         except IngestMemoryError:
@@ -275,9 +263,7 @@ class Loader:
             return self.run(make_batches())
 
     def _limit_memory(self) -> str | None:
-        """Cap DuckDB's memory for the run (see ``DEFAULT_MEMORY``); returns the setting to restore."""
-        import os
-
+        """Cap DuckDB's memory for the run (see ``default_memory``); returns the setting to restore."""
         limit = (self.memory or os.environ.get(MEMORY_ENV) or default_memory(self.input_bytes)).strip()
         self._cap = limit
         if not limit or limit.lower() in ("0", "none", "off"):

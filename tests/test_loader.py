@@ -204,12 +204,16 @@ def test_an_explicit_memory_cap_is_respected(tmp_path, monkeypatch):
 
 
 def test_the_default_memory_cap_grows_with_the_input_and_stays_bounded():
-    from ingest.loader import DEFAULT_MEMORY, SIZED_MEMORY_FLOOR, _parse_bytes, default_memory
+    from ingest.loader import DEFAULT_MEMORY, SIZED_MEMORY_FLOOR, default_memory
 
-    floor = _parse_bytes(SIZED_MEMORY_FLOOR)
+    def mb(size: str) -> int:  # the caps are written as whole megabytes
+        assert size.endswith("MB")
+        return int(size[:-2]) << 20
+
+    floor = SIZED_MEMORY_FLOOR
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     assert default_memory(None) == DEFAULT_MEMORY
-    assert _parse_bytes(default_memory(10 << 20)) == floor  # small files: the floor
-    big = _parse_bytes(default_memory(700 << 20))  # a 700 MB CSV: about 1.5 times its size
+    assert mb(default_memory(10 << 20)) == floor  # small files: the floor
+    big = mb(default_memory(700 << 20))  # a 700 MB CSV: about 1.5 times its size
     assert big // (1 << 20) == max(floor, min(1050 << 20, ram // 8)) // (1 << 20)
-    assert _parse_bytes(default_memory(1 << 50)) <= ram // 8 + (1 << 20)  # never more than an eighth of memory
+    assert mb(default_memory(1 << 50)) <= ram // 8 + (1 << 20)  # never more than an eighth of memory
