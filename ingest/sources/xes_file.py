@@ -130,7 +130,7 @@ SPLIT_MIN_BYTES = 48 << 20  # below this (about 200k events) starting a second p
 
 
 def parallel_parts(path: Path) -> int:
-    """How many parts to parse ``path`` in: one per core (at most 4) for a large plain .xes."""
+    """How many parts to parse ``path`` in: one per core (at most 4) for a large log (.xes or .xes.gz)."""
     configured = os.environ.get(WORKERS_ENV, "").strip()
     if configured.isdigit():
         parts = int(configured)
@@ -138,8 +138,7 @@ def parallel_parts(path: Path) -> int:
         parts = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1), 4)
     if parts < 2:
         return 1
-    size = path.stat().st_size * (10 if path.name.lower().endswith(".gz") else 1)  # XES packs ~10:1
-    return parts if size >= SPLIT_MIN_BYTES or configured.isdigit() else 1
+    return parts if _plain_size(path) >= SPLIT_MIN_BYTES or configured.isdigit() else 1
 
 
 def _trace_at(buf, pos: int) -> int:
@@ -204,6 +203,7 @@ def read_split(path: Path, parts: int):
 
 
 def _plain_size(path: Path) -> int:
+    """The log's size unpacked (XES packs about 10:1 with gzip)."""
     return path.stat().st_size * (10 if path.name.lower().endswith(".gz") else 1)
 
 
