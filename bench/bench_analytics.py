@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -43,14 +42,10 @@ SEED = 7
 
 
 def peak_mb() -> float:
-    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the parent."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This process's peak RSS (VmHWM, see processlens.procinfo)."""
+    from processlens.procinfo import peak_rss_kb
+
+    return peak_rss_kb() / 1024.0
 
 
 CPU: dict[str, float] = {}  # CPU seconds (all threads of this process) of the last timed() call per label

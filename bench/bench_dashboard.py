@@ -71,13 +71,10 @@ def build_store(folder: Path, events: int) -> tuple[Path, Path, str, float]:
 
 
 def peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    from processlens.procinfo import status_kb
+
+    kb = status_kb("VmHWM", pid)
+    return float("nan") if kb is None else kb / 1024
 
 
 #: Health draws its model-based tiles as "computing" when they take longer than a second, and a

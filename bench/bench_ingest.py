@@ -121,6 +121,8 @@ class TreeSampler:
     def _run(self) -> None:
         import os
 
+        from processlens.procinfo import status_kb
+
         me = os.getpid()
         while not self._stop.wait(0.01):
             pids = [me]
@@ -130,13 +132,7 @@ class TreeSampler:
                         pids += [int(p) for p in fh.read().split()]
             except OSError:
                 pass
-            total = 0
-            for pid in pids:
-                try:
-                    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-                        total += next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
-                except OSError:
-                    pass
+            total = sum(status_kb("VmRSS", pid) or 0 for pid in pids)
             self.peak_kb = max(self.peak_kb, total)
 
 

@@ -1,6 +1,19 @@
-"""Facts about the running process that benchmarks and workers report."""
+"""Facts about running processes that benchmarks and workers report."""
 
 from __future__ import annotations
+
+
+def status_kb(field: str, pid: int | str = "self") -> int | None:
+    """A memory figure of ``/proc/PID/status`` in KiB (``VmHWM``, ``VmRSS``, ...), or None when the
+    process or /proc is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def peak_rss_kb() -> int:
@@ -10,13 +23,9 @@ def peak_rss_kb() -> int:
     a small child of a large parent (a benchmark driver holding a generated log) would report the
     parent's peak. Falls back to ``ru_maxrss`` where /proc is missing.
     """
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
+    peak = status_kb("VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
