@@ -6,13 +6,9 @@ The definitions both sides follow are in docs/decisions.md ("Definitions shared 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
-
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("processlens.demo") is None,
-                                reason="processlens.demo (the demo world generator) has not landed yet")
 
 SEEDS = [11, 12, 13]
 

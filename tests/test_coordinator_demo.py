@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib.util
 import json
 import os
 import subprocess
@@ -21,22 +20,8 @@ CLI = [sys.executable, "-c", "from processlens.cli import main; main()"]
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def _require_engines() -> None:
-    if importlib.util.find_spec("processlens.demo") is None:
-        pytest.skip("the demo world (processlens.demo) has not landed yet")
-    try:
-        import models
-    except ImportError:
-        pytest.skip("the conformance engine (package models) has not landed yet")
-    try:
-        models.stuck, models.exceptions  # noqa: B018 (lazy attributes of the package)
-    except (AttributeError, ImportError):
-        pytest.skip("models.stuck / models.exceptions have not landed yet")
-
-
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory):
-    _require_engines()
     from ingest.jobs import run_jobs
     from processlens.config import load_settings
     from processlens.demo.world import build_world

@@ -51,12 +51,6 @@ def _csv() -> str:
 
 @pytest.fixture
 def world(tmp_path, db_path, monkeypatch):
-    try:
-        import models
-
-        models.stuck, models.exceptions  # noqa: B018
-    except (ImportError, AttributeError):
-        pytest.skip("models.stuck / models.exceptions have not landed yet")
     monkeypatch.setenv("PROCESSLENS_WEBHOOK_SECRET", "s")
     make_store(db_path, tmp_path, csv_text=_csv())
     (tmp_path / "tiny.txt").write_text(MODEL)
@@ -152,12 +146,6 @@ def test_effect_compares_with_cases_that_got_no_action(world, tmp_path):
 
 def test_deviation_rule_acts_once_on_each_case_that_left_the_model(tmp_path, db_path, monkeypatch):
     """A case that skipped Check Credit (a completed deviation) triggers the deviation rule; fitting cases do not."""
-    try:
-        import models
-
-        models.exceptions  # noqa: B018
-    except (ImportError, AttributeError):
-        pytest.skip("models.exceptions has not landed yet")
     monkeypatch.setenv("PROCESSLENS_WEBHOOK_SECRET", "s")
     skipped = [("Create Order", timedelta(days=6)), ("Approve Order", timedelta(days=6) - timedelta(hours=3)),
                ("Close Order", timedelta(days=6) - timedelta(hours=4))]
