@@ -357,10 +357,10 @@ def bottleneck_waits(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = No
     by hand-off (``handoff_waits``), by activity and week (``wait_by_activity_week``) and by
     resource (``wait_by_resource``) — the same results as those three queries.
     """
-    with_, params = _scope(flt)
-    with_ = with_ + ", " if with_ else "WITH "
     if _fresh_aggregates(con):
         return _bottleneck_waits_from_edges(con, flt, handoff_top, activity_top, resource_top)
+    with_, params = _scope(flt)
+    with_ = with_ + ", " if with_ else "WITH "
     con.execute("DROP TABLE IF EXISTS temp.pl_waits")
     con.execute("CREATE TEMP TABLE pl_waits AS " + with_ + f"""
         seq AS (SELECT a.name AS target, s.name AS target_source, e.resource, e.ts,
