@@ -145,11 +145,6 @@ def _update_case_rows(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"INSERT INTO an_case_rows SELECT {CASE_ROW_COLUMNS} FROM ({case_rows_sql('_an_cases')})")
 
 
-#: how each second-level table is rebuilt and updated
-_SECOND_REBUILD = {"an_edge_stats": lambda con: _rebuild_edge_stats(con), "an_case_rows": lambda con: _rebuild_case_rows(con)}
-_SECOND_UPDATE = {"an_edge_stats": lambda con: _update_edge_stats(con), "an_case_rows": lambda con: _update_case_rows(con)}
-
-
 def _insert_variants(con: duckdb.DuckDBPyConnection, cases_relation: str) -> None:
     con.execute(
         f"""
@@ -420,6 +415,11 @@ def _update_edge_stats(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("INSERT INTO an_edge_vals SELECT * FROM _an_new_vals WHERE n > 0")
     _drop_temp(con, "_an_delta", "_an_new_stats", "_an_new_hist", "_an_new_vals")
     _settle_quantiles(con)
+
+
+# how each second-level table is rebuilt from, or brought up to date with, the first-level ones
+_SECOND_REBUILD = {"an_edge_stats": _rebuild_edge_stats, "an_case_rows": _rebuild_case_rows}
+_SECOND_UPDATE = {"an_edge_stats": _update_edge_stats, "an_case_rows": _update_case_rows}
 
 
 def _fma(x: float, y: float, z: float) -> float:
