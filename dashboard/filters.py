@@ -21,8 +21,14 @@ from processlens.errors import ProcesslensError
 VARIANT_SEP = "\x1f"
 VARIANT_ID_LEN = 10
 
-#: SQL expression of a case's variant id over ``events`` joined with ``activities`` (alias a).
-VARIANT_ID_SQL = f"left(md5(string_agg(a.name, chr(31) ORDER BY e.ts, e.event_id)), {VARIANT_ID_LEN})"
+
+def variant_id_sql(order_by: str) -> str:
+    """SQL of a variant's short id: md5 over its activity names (``a.name``) in ``order_by`` order."""
+    return f"left(md5(string_agg(a.name, chr(31) ORDER BY {order_by})), {VARIANT_ID_LEN})"
+
+
+#: SQL expression of a case's variant id over ``events`` (alias e) joined with ``activities`` (alias a).
+VARIANT_ID_SQL = variant_id_sql("e.ts, e.event_id")
 
 
 class FilterError(ProcesslensError):
@@ -201,7 +207,7 @@ class ViewFilter:
                 "c.case_key IN (SELECT case_key FROM an_cases WHERE variant_id IN ("
                 "SELECT s.variant_id FROM (SELECT variant_id, unnest(trace) AS activity_id, "
                 "generate_subscripts(trace, 1) AS pos FROM an_variants) s JOIN activities a USING (activity_id) "
-                f"GROUP BY s.variant_id HAVING left(md5(string_agg(a.name, chr(31) ORDER BY s.pos)), {VARIANT_ID_LEN}) = ?))")
+                f"GROUP BY s.variant_id HAVING {variant_id_sql('s.pos')} = ?))")
             params.append(self.variant)
         elif self.variant:
             where.append("c.case_key IN (SELECT e.case_key FROM events e JOIN activities a USING (activity_id) "
