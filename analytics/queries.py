@@ -15,8 +15,11 @@ EDGE_COLUMNS = (
 )
 CASE_COLUMNS = (
     "case_key, start_ts, end_ts, n_events, first_activity_id, last_activity_id, last_event_id, last_resource, "
-    "last_source_id, variant_id"
+    "last_source_id, variant_id, source_mask"
 )
+#: bit ``source_id`` of ``an_cases.source_mask`` is set when the case has an event of that source (ids below this)
+SOURCE_MASK_BITS = 64
+SOURCE_BIT_SQL = f"CASE WHEN source_id < {SOURCE_MASK_BITS} THEN (1::UBIGINT << source_id::UBIGINT) ELSE 0::UBIGINT END"
 
 
 def edges_sql(events: str, first_in_case: bool = True) -> str:
@@ -52,9 +55,10 @@ def cases_sql(events: str, with_trace: bool = False) -> str:
     return f"""
         SELECT case_key, start_ts, end_ts, n_events, trace[1] AS first_activity_id,
                trace[len(trace)] AS last_activity_id, last.e AS last_event_id, last.r AS last_resource,
-               last.s AS last_source_id, CAST(hash(trace) >> 1 AS BIGINT) AS variant_id{trace}
+               last.s AS last_source_id, CAST(hash(trace) >> 1 AS BIGINT) AS variant_id, source_mask{trace}
         FROM (
             SELECT case_key, min(ts) AS start_ts, max(ts) AS end_ts, CAST(count(*) AS INTEGER) AS n_events,
+                   bit_or({SOURCE_BIT_SQL}) AS source_mask,
                    array_agg(activity_id ORDER BY ts, event_id) AS trace,
                    arg_max({{'e': event_id, 'r': resource, 's': source_id}}, {{'t': ts, 'i': event_id}}) AS last
             FROM {events}

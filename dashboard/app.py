@@ -15,7 +15,7 @@ st.set_page_config(page_title="processlens", page_icon=":material/insights:", la
 
 from dashboard import auth  # noqa: E402
 from dashboard.components import filter_bar, nav  # noqa: E402
-from dashboard.views import PAGES  # noqa: E402
+from dashboard.views import PAGES, PLOTLY_TITLES  # noqa: E402
 
 try:
     user = auth.login_gate()
@@ -47,7 +47,10 @@ try:
 
     _t0 = _time.perf_counter()
     nav.warm_up()
-    nav.preload_plotly()
+    if page.title in PLOTLY_TITLES:
+        nav.load_plotly_now()
+    else:
+        nav.preload_plotly()
     filter_bar.render()
     _data.timing("filter bar", _t0)
     page.run()

@@ -127,13 +127,27 @@ class _ReadWriteLock:
 _LOCK = _ReadWriteLock()
 
 
-def run_read(fn, db: str, *args, **kwargs):
-    """Run ``fn(con, *args, **kwargs)`` on a read-only connection opened for this call only."""
-    from ingest.store import open_store
+#: Seconds the dashboard keeps the store open after its last query (see dashboard.reader).
+READER_LINGER = float(os.environ.get("PROCESSLENS_DASHBOARD_READER_LINGER", "1"))
+_READERS: dict[str, Any] = {}
+_READERS_LOCK = threading.Lock()
 
+
+def reader(db: str):
+    """The shared read-only connection of ``db`` in this process (:class:`dashboard.reader.SharedReader`)."""
+    from dashboard.reader import SharedReader
+
+    with _READERS_LOCK:
+        if db not in _READERS:
+            _READERS[db] = SharedReader(db, linger=READER_LINGER, timeout=BUSY_TIMEOUT)
+        return _READERS[db]
+
+
+def run_read(fn, db: str, *args, **kwargs):
+    """Run ``fn(con, *args, **kwargs)`` on a cursor of the store's shared read-only connection."""
     _LOCK.acquire_read()
     try:
-        with open_store(db, read_only=True, timeout=BUSY_TIMEOUT) as con:
+        with reader(db).cursor() as con:
             return fn(con, *args, **kwargs)
     finally:
         _LOCK.release_read()
@@ -146,6 +160,7 @@ def run_write(fn, db: str | None = None, *args, timeout: float = 30, **kwargs):
     db = db or db_path()
     _LOCK.acquire_write()
     try:
+        reader(db).close()  # no query runs now; DuckDB refuses a second handle of another mode in one process
         with open_store(db, read_only=False, timeout=timeout) as con:
             result = fn(con, *args, **kwargs)
     finally:
@@ -221,11 +236,23 @@ def _selection(db: str, version: int, flt_key: str) -> Any:
     return run_read(selected_case_keys, db, ViewFilter.from_query_params(json.loads(flt_key)))
 
 
-def _with_selection(con, fn, keys, **kwargs):
+def _with_selection(con, fn, flt: ViewFilter, keys, **kwargs):
+    """``fn(con, flt=..., **kwargs)`` with the filter's cases at hand, the cheapest way.
+
+    A filter the fresh case summaries can answer (time range, sources, variant) becomes a
+    condition on ``an_cases``; otherwise (case attributes) the keys selected once per data
+    version (``keys()``) are registered on this query's cursor and joined.
+    """
     import pandas as pd
 
-    con.register(SELECTION_TABLE, pd.DataFrame({"case_key": keys}))  # gone with the connection after this call
-    return fn(con, **kwargs)
+    from dashboard.queries import _fresh_aggregates, _source_mask
+
+    if _fresh_aggregates(con):
+        mask = _source_mask(con, flt.sources) if flt.sources else None
+        if flt.summaries_where(mask)[0] is not None:
+            return fn(con, flt=flt.on_summaries(mask), **kwargs)
+    con.register(SELECTION_TABLE, pd.DataFrame({"case_key": keys()}))  # gone with the cursor after this call
+    return fn(con, flt=flt.with_selection(SELECTION_TABLE), **kwargs)
 
 
 @st.cache_data(show_spinner="Crunching the numbers…", max_entries=2000, ttl=6 * 3600)
@@ -237,10 +264,9 @@ def _cached(ref: str, db: str, version: int, flt_key: str, kwargs_json: str) -> 
         if flt.is_empty:
             kwargs["flt"] = flt
         else:
-            # every query of this filter joins its case keys, selected once (not per query)
-            keys = _selection(db, version, flt_key)
-            kwargs["flt"] = flt.with_selection(SELECTION_TABLE)
-            return run_read(_with_selection, db, fn, keys, **kwargs)
+            # every query of this filter reads a condition on the case summaries, or joins its case
+            # keys selected once per data version (not per query)
+            return run_read(_with_selection, db, fn, flt, lambda: _selection(db, version, flt_key), **kwargs)
     return run_read(fn, db, **kwargs)
 
 
@@ -356,7 +382,7 @@ def clear() -> None:
 
 
 _NARROWED: OrderedDict[tuple, Any] = OrderedDict()
-_NARROWED_MAX = 64
+_NARROWED_MAX = 32
 _MEMO: OrderedDict[tuple, Any] = OrderedDict()
 _MEMO_MAX = 256
 
@@ -382,20 +408,21 @@ def memo(name: str, flt: ViewFilter | None, build, **params) -> Any:
 
 
 def attempt_filtered(ref: str, flt: ViewFilter | None = None, **kwargs) -> Outcome:
-    """An engine result computed once for all cases (cached), then narrowed to the filter's cases.
+    """An engine result computed once for all cases (cached), then narrowed to the filter's cases (if any).
 
     Engines such as stuck-case detection and conformance cost seconds on large stores; filtering
     their cached result keeps a filter change fast. The narrowed result is kept in memory per data
     version and filter too (no unpickling of a 100k-case table on every rerun); callers must not
     modify it in place.
     """
-    if flt is None or flt.is_empty:
-        return attempt(ref, None, **kwargs)
-    key = (_qualified(ref), db_path(), data_version(), flt.key(), json.dumps(kwargs, sort_keys=True, default=str))
+    filtered = flt is not None and not flt.is_empty
+    key = (_qualified(ref), db_path(), data_version(), flt.key() if filtered else "",
+           json.dumps(kwargs, sort_keys=True, default=str))
     if key in _NARROWED:
         _NARROWED.move_to_end(key)
         return _NARROWED[key]
-    result = _narrow(attempt(ref, None, **kwargs), flt)
+    # the all-cases result is kept here too: unpickling a 1M-case table from st.cache_data costs 0.1 s a rerun
+    result = _narrow(attempt_filtered(ref, None, **kwargs), flt) if filtered else attempt(ref, None, **kwargs)
     if result.ok:
         _NARROWED[key] = result
         while len(_NARROWED) > _NARROWED_MAX:
@@ -403,29 +430,54 @@ def attempt_filtered(ref: str, flt: ViewFilter | None = None, **kwargs) -> Outco
     return result
 
 
+def _selected_mask(flt: ViewFilter):
+    """A boolean array indexed by ``case_key``: True for the cases ``flt`` selects (None when unknown)."""
+    import numpy as np
+
+    keys = _selection(db_path(), data_version(), flt.key())
+    keys = np.asarray(keys, dtype=np.int64)
+    mask = np.zeros(int(keys.max()) + 2 if len(keys) else 1, dtype=bool)
+    mask[keys] = True
+    return mask
+
+
 def _narrow(result: Outcome, flt: ViewFilter) -> Outcome:
+    import numpy as np
     import pandas as pd
 
     if not result.ok:
         return result
-    ids = attempt("selected_case_ids", flt)
-    if not ids.ok or ids.value is None:
+    frames = [result.value] if isinstance(result.value, pd.DataFrame) else (
+        [result.value["per_case"]] if isinstance(result.value, dict) and isinstance(result.value.get("per_case"), pd.DataFrame)
+        else [])
+    if not frames or "case_id" not in frames[0]:
         return result
-    keep = list(ids.value)
+    if "case_key" in frames[0]:
+        sel = _selected_mask(flt)
 
-    def mask(case_ids: pd.Series) -> pd.Series:
-        # object dtype: pandas' string-dtype isin is ten times slower on 100k ids
-        return case_ids.astype(str).astype(object).isin(keep)
+        def mask(df: pd.DataFrame) -> np.ndarray:
+            keys = df["case_key"].to_numpy(dtype=np.int64)
+            ok = (keys >= 0) & (keys < len(sel))
+            out = np.zeros(len(keys), dtype=bool)
+            out[ok] = sel[keys[ok]]
+            return out
+    else:  # an engine result without keys: compare the ids (slower)
+        ids = attempt("selected_case_ids", flt)
+        if not ids.ok or ids.value is None:
+            return result
+        keep = list(ids.value)
+
+        def mask(df: pd.DataFrame):
+            # object dtype: pandas' string-dtype isin is ten times slower on 100k ids
+            return df["case_id"].astype(str).astype(object).isin(keep).to_numpy()
 
     value = result.value
-    if isinstance(value, pd.DataFrame) and "case_id" in value:
-        return Outcome(value[mask(value["case_id"])])
-    if isinstance(value, dict) and isinstance(value.get("per_case"), pd.DataFrame):
-        pc = value["per_case"]
-        pc = pc[mask(pc["case_id"])]
-        narrowed = {**value, "per_case": pc, "cases": len(pc)}
-        if "fitting" in pc:
-            narrowed["fitting_cases"] = int(pc["fitting"].fillna(False).astype(bool).sum())
-        narrowed["filtered"] = True
-        return Outcome(narrowed)
-    return result
+    if isinstance(value, pd.DataFrame):
+        return Outcome(value[mask(value)])
+    pc = value["per_case"]
+    pc = pc[mask(pc)]
+    narrowed = {**value, "per_case": pc, "cases": len(pc)}
+    if "fitting" in pc:
+        narrowed["fitting_cases"] = int(pc["fitting"].fillna(False).astype(bool).sum())
+    narrowed["filtered"] = True
+    return Outcome(narrowed)

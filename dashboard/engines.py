@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from dashboard import queries
@@ -153,12 +154,34 @@ def _restrict(df: pd.DataFrame, ids: set[str] | None) -> pd.DataFrame:
     return df if ids is None or "case_id" not in df.columns else df[df["case_id"].astype(str).isin(ids)]
 
 
+def _keyed(con: duckdb.DuckDBPyConnection, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with a ``case_key`` column (int64; -1 for an id the store does not know), in place.
+
+    The dashboard narrows these all-cases engine results to a filter's cases by ``case_key``
+    (an index into a boolean mask) instead of comparing case-id strings; one join, once per data version.
+    """
+    if "case_id" not in df.columns or "case_key" in df.columns:
+        return df
+    ids = pd.DataFrame({"i": np.arange(len(df)), "case_id": df["case_id"].astype(str).to_numpy(dtype=object)})
+    cur = con.cursor()  # the engine may have left a result open on ``con``
+    try:
+        cur.register("_pl_engine_ids", ids)
+        keys = cur.execute(
+            "SELECT coalesce(c.case_key, -1)::BIGINT AS case_key FROM _pl_engine_ids r "
+            "LEFT JOIN cases c USING (case_id) ORDER BY r.i"
+        ).fetchnumpy()["case_key"]
+    finally:
+        cur.close()
+    df["case_key"] = keys
+    return df
+
+
 def stuck(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, now: str | None = None,
           config: str | None = None) -> pd.DataFrame:
     """Stuck open cases with step, owner, waited/SLA/normal seconds and reasons, worst first."""
     model = reference_model(config)
     df = engine("models", "stuck")(con, model, now=_now(now))
-    df = _restrict(pd.DataFrame(df), _case_ids(con, flt)).copy()
+    df = _keyed(con, _restrict(pd.DataFrame(df), _case_ids(con, flt)).copy())
     if df.empty:
         return df
     if "reasons" in df.columns:
@@ -174,7 +197,7 @@ def exceptions(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, no
                config: str | None = None) -> pd.DataFrame:
     model = reference_model(config)
     df = engine("models", "exceptions")(con, model, now=_now(now))
-    return _restrict(pd.DataFrame(df), _case_ids(con, flt))
+    return _keyed(con, _restrict(pd.DataFrame(df), _case_ids(con, flt)).copy())
 
 
 def _check(con: duckdb.DuckDBPyConnection, config: str | None, method: str) -> Any:
@@ -204,8 +227,9 @@ def conformance(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, c
             if col in per_case:
                 slim[col] = per_case[col].values
         if "deviations" in per_case:
-            slim["deviation_types"] = per_case["deviations"].map(lambda d: ", ".join(_dev_types(d))).values
-        out["per_case"] = _restrict(slim, _case_ids(con, flt))
+            # categorical: narrowing a 1M-case table to a filter then moves integer codes, not strings
+            slim["deviation_types"] = pd.Categorical(per_case["deviations"].map(lambda d: ", ".join(_dev_types(d))).values)
+        out["per_case"] = _keyed(con, _restrict(slim, _case_ids(con, flt)).copy())
         if flt is not None and not flt.is_empty:
             pc = out["per_case"]
             out["cases"] = len(pc)
@@ -232,7 +256,7 @@ def breakdown(per_case: pd.DataFrame | None, values: pd.DataFrame, deviation: st
     cols = ["value", "cases", "with_deviation", "rate", "lift"]
     if per_case is None or per_case.empty or "deviation_types" not in per_case:
         return pd.DataFrame(columns=cols)
-    dev = per_case["deviation_types"].fillna("").map(lambda s: deviation in s.split(", "))
+    dev = per_case["deviation_types"].astype(object).fillna("").map(lambda s: deviation in s.split(", "))
     has = pd.DataFrame({"case_id": per_case["case_id"].astype(str).values, "dev": dev.astype(bool).values})
     joined = has.merge(values, on="case_id", how="inner")
     df = (joined.groupby("value", sort=False)

@@ -167,15 +167,58 @@ class ViewFilter:
         return ViewFilter(start=self.start, end=self.end, sources=self.sources, attrs=self.attrs,
                           variant=self.variant, extra={**self.extra, "selection_table": table})
 
-    def cases_sql(self, aggregates: bool = False) -> tuple[str, list[Any]]:
+    def on_summaries(self, source_mask: int | None) -> ViewFilter:
+        """The same filter, answered from the fresh case summaries (``source_mask``: the chosen sources' bits).
+
+        Its :meth:`cases_sql` is then a scan of ``an_cases`` (see :meth:`summaries_where`); the
+        caller has checked that the aggregates are fresh and that the filter is expressible there.
+        """
+        return ViewFilter(start=self.start, end=self.end, sources=self.sources, attrs=self.attrs,
+                          variant=self.variant, extra={**self.extra, "summaries": True, "source_mask": source_mask})
+
+    def summaries_where(self, source_mask: int | None = None) -> tuple[str | None, list[Any]]:
+        """The filter as a condition on the maintained case summaries ``an_cases c``, with its parameters.
+
+        Time range, source systems (given their ``source_mask`` bits) and variant are columns of
+        ``an_cases``, so a query reading it filters by a scan instead of joining the selected keys
+        (at 1M cases a join costs about 0.1 s, the scan next to nothing). None when the filter
+        has a condition ``an_cases`` cannot answer (case attributes, sources without bits).
+        """
+        if self.attrs or (self.sources and source_mask is None):
+            return None, []
+        conds: list[str] = []
+        params: list[Any] = []
+        if self.start:
+            conds.append("c.end_ts >= ?")
+            params.append(self.start)
+        if self.end:
+            conds.append("c.start_ts < ?")
+            params.append(self.end + timedelta(days=1))
+        if self.sources:
+            conds.append("c.source_mask & ?::UBIGINT <> 0")
+            params.append(source_mask)
+        if self.variant:
+            conds.append(f"c.variant_id IN ({_VARIANT_BY_ID})")
+            params.append(self.variant)
+        return " AND ".join(conds) or "TRUE", params
+
+    def cases_sql(self, aggregates: bool = False, source_mask: int | None = None) -> tuple[str, list[Any]]:
         """``SELECT case_key FROM ...`` of the selected cases, with its parameters.
 
         With ``aggregates`` the time range and variant conditions read the maintained per-case
-        table ``an_cases`` and ``an_variants`` (only when they are fresh) instead of grouping the events.
+        table ``an_cases`` and ``an_variants`` (only when they are fresh) instead of grouping the events;
+        with ``source_mask`` too (the bit set of the chosen sources' ids, see ``an_cases.source_mask``),
+        so does the source condition.
         """
         table = self.extra.get("selection_table")
         if table:
             return f"SELECT case_key FROM {table}", []
+        if self.extra.get("summaries"):
+            aggregates, source_mask = True, self.extra.get("source_mask")
+        if aggregates:
+            pred, pparams = self.summaries_where(source_mask)
+            if pred is not None:
+                return f"SELECT c.case_key FROM an_cases c WHERE {pred}", pparams
         where: list[str] = []
         params: list[Any] = []
         if self.start or self.end:
@@ -191,7 +234,10 @@ class ViewFilter:
                 where.append(f"c.case_key IN (SELECT case_key FROM an_cases WHERE {spans})")
             else:
                 where.append(f"c.case_key IN (SELECT case_key FROM events GROUP BY case_key HAVING {' AND '.join(having)})")
-        if self.sources:
+        if self.sources and aggregates and source_mask is not None:
+            where.append("c.case_key IN (SELECT case_key FROM an_cases WHERE source_mask & ?::UBIGINT <> 0)")
+            params.append(source_mask)
+        elif self.sources:
             marks = ", ".join("?" for _ in self.sources)
             where.append("c.case_key IN (SELECT DISTINCT case_key FROM events WHERE source_id IN "
                          f"(SELECT source_id FROM sources WHERE name IN ({marks})))")
@@ -203,11 +249,7 @@ class ViewFilter:
             params.extend(values)
         if self.variant and aggregates:
             # the same md5 over the names of each distinct activity sequence, then its cases
-            where.append(
-                "c.case_key IN (SELECT case_key FROM an_cases WHERE variant_id IN ("
-                "SELECT s.variant_id FROM (SELECT variant_id, unnest(trace) AS activity_id, "
-                "generate_subscripts(trace, 1) AS pos FROM an_variants) s JOIN activities a USING (activity_id) "
-                f"GROUP BY s.variant_id HAVING {variant_id_sql('s.pos')} = ?))")
+            where.append(f"c.case_key IN (SELECT case_key FROM an_cases WHERE variant_id IN ({_VARIANT_BY_ID}))")
             params.append(self.variant)
         elif self.variant:
             where.append("c.case_key IN (SELECT e.case_key FROM events e JOIN activities a USING (activity_id) "
@@ -215,6 +257,12 @@ class ViewFilter:
             params.append(self.variant)
         sql = "SELECT c.case_key FROM cases c" + (" WHERE " + " AND ".join(where) if where else "")
         return sql, params
+
+
+#: the an_variants ids of the variant whose short id (md5 over the activity names) is the parameter
+_VARIANT_BY_ID = ("SELECT s.variant_id FROM (SELECT variant_id, unnest(trace) AS activity_id, "
+                  "generate_subscripts(trace, 1) AS pos FROM an_variants) s JOIN activities a USING (activity_id) "
+                  f"GROUP BY s.variant_id HAVING {variant_id_sql('s.pos')} = ?")
 
 
 def attr_path(name: str) -> str:

@@ -38,18 +38,54 @@ def _join(flt: ViewFilter | None, alias: str = "e") -> str:
     return "" if flt is None or flt.is_empty else f" JOIN fc ON fc.case_key = {alias}.case_key"
 
 
+def _summaries(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None) -> tuple[str, list[Any]]:
+    """``WITH sc AS (...)``: the ``an_cases`` rows of the selected cases, and its parameters.
+
+    Time range, sources and variant filter by a condition on ``an_cases`` itself
+    (:meth:`ViewFilter.summaries_where`); case attributes join the filter's selected keys.
+    """
+    if flt is None or flt.is_empty:
+        return "WITH sc AS (SELECT * FROM an_cases)", []
+    mask = flt.extra["source_mask"] if "source_mask" in flt.extra else (
+        _source_mask(con, flt.sources) if flt.sources else None)
+    pred, params = flt.summaries_where(mask)
+    if pred is not None:
+        return f"WITH sc AS (SELECT * FROM an_cases c WHERE {pred})", params
+    with_, params = _scope(flt)
+    return with_ + ", sc AS (SELECT c.* FROM an_cases c JOIN fc ON fc.case_key = c.case_key)", params
+
+
 # -- the store as a whole -------------------------------------------------------------------
 def overview(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None) -> dict[str, Any]:
     """Counts and time span of the (filtered) store."""
-    with_, params = _scope(flt)
-    row = con.execute(
-        with_ + "SELECT count(*), count(DISTINCT e.case_key), count(DISTINCT e.activity_id), "
-        "count(DISTINCT e.source_id), min(e.ts), max(e.ts) FROM events e" + _join(flt), params
-    ).fetchone()
+    if _fresh_aggregates(con) and _all_sources_have_bits(con):
+        # from the per-case summaries: events per case, span, the sources' bits, the variants' activities
+        with_, params = _summaries(con, flt)
+        row = con.execute(with_ + """
+            SELECT coalesce(sum(n_events), 0)::BIGINT, count(*),
+                   (SELECT count(DISTINCT a) FROM (SELECT unnest(trace) AS a FROM an_variants
+                                                   WHERE variant_id IN (SELECT variant_id FROM sc))),
+                   coalesce(bit_count(bit_or(source_mask)), 0), min(start_ts), max(end_ts)
+            FROM sc""", params).fetchone()
+    else:
+        with_, params = _scope(flt)
+        row = con.execute(
+            with_ + "SELECT count(*), count(DISTINCT e.case_key), count(DISTINCT e.activity_id), "
+            "count(DISTINCT e.source_id), min(e.ts), max(e.ts) FROM events e" + _join(flt), params
+        ).fetchone()
     return {
         "events": row[0], "cases": row[1], "activities": row[2], "sources": row[3],
         "first_ts": row[4], "last_ts": row[5], "data_version": data_version(con),
     }
+
+
+def _all_sources_have_bits(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when every source id has its bit in ``an_cases.source_mask`` (ids below 64, column present)."""
+    from analytics.queries import SOURCE_MASK_BITS
+
+    has_column = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'an_cases' "
+                             "AND column_name = 'source_mask'").fetchone()[0]
+    return bool(has_column) and con.execute("SELECT coalesce(max(source_id), 0) FROM sources").fetchone()[0] < SOURCE_MASK_BITS
 
 
 def time_bounds(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None]:
@@ -254,15 +290,14 @@ def top_variants(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, 
     # the list offers other variants too: every filter but the variant one (the same filter when it has none)
     flt_wo_variant = (ViewFilter(start=flt.start, end=flt.end, sources=flt.sources, attrs=flt.attrs)
                       if flt is not None and flt.variant else flt)
-    with_, params = _scope(flt_wo_variant)
-    with_ = with_ + ", " if with_ else "WITH "
     if _fresh_aggregates(con):
         # per-case variants and spans from the maintained aggregates: no scan of the events
-        df = _df(con, with_ + f"""
+        with_, params = _summaries(con, flt_wo_variant)
+        df = _df(con, with_ + f""",
         v AS (SELECT c.variant_id AS an_id, count(*) AS cases,
                      median(epoch(c.end_ts) - epoch(c.start_ts)) AS median_seconds,
                      quantile_cont(epoch(c.end_ts) - epoch(c.start_ts), 0.9) AS p90_seconds
-              FROM an_cases c{_join(flt_wo_variant, "c")} GROUP BY 1),
+              FROM sc c GROUP BY 1),
         steps AS (SELECT variant_id AS an_id, unnest(trace) AS activity_id, generate_subscripts(trace, 1) AS pos
                   FROM an_variants WHERE variant_id IN (SELECT an_id FROM v)),
         seqs AS (SELECT an_id, string_agg(a.name, chr(31) ORDER BY pos) AS seq
@@ -273,6 +308,8 @@ def top_variants(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, 
         df["activities"] = df.pop("seq").map(lambda s: s.split(VARIANT_SEP) if s else [])
         df["length"] = df["activities"].map(len)
         return df
+    with_, params = _scope(flt_wo_variant)
+    with_ = with_ + ", " if with_ else "WITH "
     df = _df(
         con,
         with_ + f"""
@@ -308,11 +345,13 @@ def weekly_flow(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, f
     """Cases started and ended (last event) per period, and events per period."""
     if freq not in ("day", "week", "month"):
         raise ValueError(f"freq must be day, week or month, not {freq!r}")
-    with_, params = _scope(flt)
-    with_ = with_ + ", " if with_ else "WITH "
     if _fresh_aggregates(con):
-        pc = f"pc AS (SELECT c.case_key, c.start_ts AS first_ts, c.end_ts AS last_ts FROM an_cases c{_join(flt, 'c')})"
+        with_, params = _summaries(con, flt)
+        with_ += ", "
+        pc = "pc AS (SELECT c.case_key, c.start_ts AS first_ts, c.end_ts AS last_ts FROM sc c)"
     else:
+        with_, params = _scope(flt)
+        with_ = with_ + ", " if with_ else "WITH "
         pc = f"pc AS (SELECT e.case_key, min(e.ts) AS first_ts, max(e.ts) AS last_ts FROM events e{_join(flt)} GROUP BY e.case_key)"
     return _df(
         con,
@@ -467,7 +506,7 @@ def _fresh_aggregates(con: duckdb.DuckDBPyConnection) -> bool:
     return is_fresh(con)
 
 
-def _case_spans(flt: ViewFilter | None, end_activities: list[str] | None, idle_days: float, now: datetime,
+def _case_spans(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, end_activities: list[str] | None, idle_days: float, now: datetime,
                 use_aggregates: bool = False) -> tuple[str, list[Any]]:
     """CTE ``pc``: per case first/last ts, last activity, last source and whether it is closed.
 
@@ -475,8 +514,12 @@ def _case_spans(flt: ViewFilter | None, end_activities: list[str] | None, idle_d
     With ``use_aggregates`` the spans come from the maintained ``an_cases`` table (one row per
     case, same ``ORDER BY ts, event_id`` tie-break) instead of a scan of every event.
     """
-    with_, params = _scope(flt)
-    with_ = with_ + ", " if with_ else "WITH "
+    if use_aggregates:
+        with_, params = _summaries(con, flt)
+        with_ += ", "
+    else:
+        with_, params = _scope(flt)
+        with_ = with_ + ", " if with_ else "WITH "
     if end_activities:
         closed = f"last_activity IN ({', '.join('?' for _ in end_activities)})"
         cparams: list[Any] = list(end_activities)
@@ -484,11 +527,11 @@ def _case_spans(flt: ViewFilter | None, end_activities: list[str] | None, idle_d
         closed = "last_ts < ?::TIMESTAMP - to_days(?::INTEGER)"
         cparams = [now, int(idle_days)]
     if use_aggregates:
-        pc0 = f"""
+        pc0 = """
         pc0 AS (SELECT c.case_key, c.start_ts AS first_ts, c.end_ts AS last_ts, a.name AS last_activity,
                        s.name AS last_source
-                FROM an_cases c JOIN activities a ON a.activity_id = c.last_activity_id
-                     JOIN sources s ON s.source_id = c.last_source_id{_join(flt, "c")})"""
+                FROM sc c JOIN activities a ON a.activity_id = c.last_activity_id
+                     JOIN sources s ON s.source_id = c.last_source_id)"""
     else:
         pc0 = f"""
         pc0 AS (SELECT e.case_key, min(e.ts) AS first_ts, max(e.ts) AS last_ts,
@@ -507,7 +550,7 @@ def flow_kpis(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start: str
     t0, t1 = datetime.fromisoformat(start), datetime.fromisoformat(end)
     p0 = t0 - (t1 - t0)
     now_ts = datetime.fromisoformat(now) if now else t1
-    cte, params = _case_spans(flt, end_activities, idle_days, now_ts, _fresh_aggregates(con))
+    cte, params = _case_spans(con, flt, end_activities, idle_days, now_ts, _fresh_aggregates(con))
 
     def period(a: datetime, b: datetime) -> dict[str, Any]:
         row = con.execute(cte + """
@@ -531,11 +574,11 @@ def open_by(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, by: str = "l
     if by not in ("last_source", "last_activity"):
         raise ValueError("by must be last_source or last_activity")
     now_ts = datetime.fromisoformat(now) if now else datetime.utcnow()
-    cte, params = _case_spans(flt, end_activities, idle_days, now_ts, _fresh_aggregates(con))
+    cte, params = _case_spans(con, flt, end_activities, idle_days, now_ts, _fresh_aggregates(con))
     return _df(con, cte + f"""
         SELECT {by} AS "group", count(*) AS open_cases,
                median((epoch(?::TIMESTAMP) - epoch(last_ts))) AS median_wait_seconds
-        FROM pc WHERE NOT closed GROUP BY 1 ORDER BY open_cases DESC LIMIT 30""", params + [now_ts])
+        FROM pc WHERE NOT closed GROUP BY 1 ORDER BY open_cases DESC, 1 LIMIT 30""", params + [now_ts])
 
 
 def kpi_cases(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, kind: str, start: str, end: str,
@@ -544,7 +587,7 @@ def kpi_cases(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, kind: str,
     """The cases behind a Health number: ``started``, ``completed`` or ``wip`` in the period, or ``open`` now."""
     t0, t1 = datetime.fromisoformat(start), datetime.fromisoformat(end)
     now_ts = datetime.fromisoformat(now) if now else t1
-    cte, params = _case_spans(flt, end_activities, idle_days, now_ts, _fresh_aggregates(con))
+    cte, params = _case_spans(con, flt, end_activities, idle_days, now_ts, _fresh_aggregates(con))
     cond = {"started": ("first_ts >= ? AND first_ts < ?", [t0, t1]),
             "completed": ("closed AND last_ts >= ? AND last_ts < ?", [t0, t1]),
             "wip": ("first_ts < ? AND (NOT closed OR last_ts >= ?)", [t1, t1]),
@@ -552,10 +595,13 @@ def kpi_cases(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, kind: str,
     if kind not in cond:
         raise ValueError(f"kind must be one of {', '.join(cond)}")
     where, wparams = cond[kind]
-    return _df(con, cte + f"""
+    # the newest ``limit`` rows (and rows tied with the last of them) get their case ids: not every case
+    return _df(con, cte + f""",
+        hit AS (SELECT * FROM pc WHERE {where}),
+        cut AS (SELECT min(last_ts) AS t FROM (SELECT last_ts FROM hit ORDER BY last_ts DESC LIMIT {int(limit)}))
         SELECT c.case_id, pc.first_ts, pc.last_ts, pc.last_activity, pc.last_source,
                (epoch(pc.last_ts) - epoch(pc.first_ts)) / 86400.0 AS duration_days, pc.closed
-        FROM pc JOIN cases c USING (case_key) WHERE {where}
+        FROM hit pc JOIN cases c USING (case_key) WHERE pc.last_ts >= (SELECT t FROM cut)
         ORDER BY pc.last_ts DESC, c.case_id LIMIT {int(limit)}""", params + wparams)
 
 
@@ -602,7 +648,7 @@ def on_time_share(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start:
         return {"current": None, "previous": None}
     now_ts = datetime.fromisoformat(now) if now else t1
     fresh = _fresh_aggregates(con)
-    cte, params = _case_spans(flt, end_activities, idle_days, now_ts, fresh)
+    cte, params = _case_spans(con, flt, end_activities, idle_days, now_ts, fresh)
     if fresh:  # the wait before each event but a case's first is one maintained directly-follows pair
         waits = ("SELECT d.case_key, a.name AS activity, (epoch(d.tgt_ts) - epoch(d.src_ts)) AS wait FROM an_edges d "
                  "JOIN activities a ON a.activity_id = d.tgt_id WHERE d.case_key IN (SELECT case_key FROM done)")
@@ -624,14 +670,24 @@ def on_time_share(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start:
             "completed": got.get(True, (0, 0))[0], "on_time": got.get(True, (0, 0))[1]}
 
 
+def _source_mask(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> int | None:
+    """The ``an_cases.source_mask`` bits of these sources; None when there are none or a source has no bit."""
+    if not names or not _all_sources_have_bits(con):
+        return None
+    ids = con.execute(f"SELECT source_id FROM sources WHERE name IN ({', '.join('?' for _ in names)})",
+                      list(names)).fetchall()
+    return sum(1 << i for i in {r[0] for r in ids})
+
+
 def selected_case_keys(con: duckdb.DuckDBPyConnection, flt: ViewFilter) -> Any:
-    """The ``case_key`` values a (non-empty) filter selects, as a sorted numpy array.
+    """The ``case_key`` values a (non-empty) filter selects, as a numpy array (in no particular order).
 
     Reads the maintained aggregates for time ranges and variants when they are fresh; the
     result is the same as :meth:`ViewFilter.cases_sql` over the events.
     """
-    sql, params = flt.cases_sql(aggregates=_fresh_aggregates(con))
-    keys = con.execute(f"SELECT case_key FROM ({sql}) ORDER BY 1", params).fetchnumpy()["case_key"]
+    fresh = _fresh_aggregates(con)
+    sql, params = flt.cases_sql(aggregates=fresh, source_mask=_source_mask(con, flt.sources) if fresh else None)
+    keys = con.execute(f"SELECT case_key FROM ({sql})", params).fetchnumpy()["case_key"]
     return keys.astype("int64") if hasattr(keys, "astype") else keys
 
 

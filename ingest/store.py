@@ -44,28 +44,59 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text or "conflicting" in text or "being used by another process" in text
 
 
+def writer_waiting_path(path: str | Path) -> Path:
+    """The marker a writer leaves beside the store while it waits for the file (see :func:`connect`)."""
+    path = Path(path)
+    return path.with_name(path.name + ".writer-waiting")
+
+
+def writer_waiting(path: str | Path, stale_after: float = 300) -> bool:
+    """True while a writer waits for the store (its marker is younger than ``stale_after`` seconds).
+
+    Readers that keep the file open across several queries (the dashboard's reader) close it when
+    they see the marker and open it again only once the writer got its turn, so writers are not starved.
+    """
+    try:
+        return time.time() - writer_waiting_path(path).stat().st_mtime < stale_after
+    except OSError:
+        return False
+
+
 def connect(path: str | Path, read_only: bool = False, timeout: float | None = None) -> duckdb.DuckDBPyConnection:
-    """Open the DuckDB file, waiting (with jittered backoff) while another process holds it."""
+    """Open the DuckDB file, waiting (with jittered backoff) while another process holds it.
+
+    A writer that has to wait leaves a marker beside the file (:func:`writer_waiting`) until it is in.
+    """
     timeout = DEFAULT_BUSY_TIMEOUT if timeout is None else timeout
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
     delay = 0.02
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if not _is_lock_error(exc) or time.monotonic() >= deadline:
-                if _is_lock_error(exc):
-                    raise StoreBusyError(
-                        f"the store {path} is in use by another process and stayed busy for {timeout:.0f}s",
-                        hint="wait for the running ingest or coordinator to finish, or raise PROCESSLENS_BUSY_TIMEOUT",
-                        where={"store": str(path)},
-                    ) from exc
-                raise
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.5)
+    marker: Path | None = None
+    try:
+        while True:
+            try:
+                return duckdb.connect(str(path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if not _is_lock_error(exc) or time.monotonic() >= deadline:
+                    if _is_lock_error(exc):
+                        raise StoreBusyError(
+                            f"the store {path} is in use by another process and stayed busy for {timeout:.0f}s",
+                            hint="wait for the running ingest or coordinator to finish, or raise PROCESSLENS_BUSY_TIMEOUT",
+                            where={"store": str(path)},
+                        ) from exc
+                    raise
+                if not read_only:
+                    marker = writer_waiting_path(path)
+                    with contextlib.suppress(OSError):
+                        marker.write_text(f"{os.getpid()}\n", encoding="utf-8")  # also refreshes its age
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.5)
+    finally:
+        if marker is not None:
+            with contextlib.suppress(OSError):
+                marker.unlink()
 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:

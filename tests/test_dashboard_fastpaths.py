@@ -52,7 +52,7 @@ def slow_keys(con, flt: ViewFilter) -> list[int]:
 def test_selection_from_the_aggregates_equals_the_selection_from_the_events(demo_con):
     total = demo_con.execute("SELECT count(*) FROM cases").fetchone()[0]
     for i, flt in enumerate(filters(demo_con)):
-        fast = [int(k) for k in queries.selected_case_keys(demo_con, flt)]
+        fast = sorted(int(k) for k in queries.selected_case_keys(demo_con, flt))
         assert fast == slow_keys(demo_con, flt), flt
         if i < 5:  # each single filter keeps some cases and drops others (the combination may keep none)
             assert 0 < len(fast) < total, flt
@@ -90,10 +90,19 @@ def test_queries_on_aggregates_and_a_registered_selection_equal_the_scans_of_the
             fast.append(answers(demo_con, flt.with_selection(data.SELECTION_TABLE)))
         finally:
             demo_con.unregister(data.SELECTION_TABLE)
+    # the same filters answered by conditions on the case summaries (all but case attributes)
+    on_summaries = {}
+    for i, flt in enumerate(cases):
+        if flt is not None and not flt.attrs:
+            mask = queries._source_mask(demo_con, flt.sources) if flt.sources else None
+            on_summaries[i] = answers(demo_con, flt.on_summaries(mask))
+    assert len(on_summaries) == len(cases) - 2
     monkeypatch.setattr(queries, "_fresh_aggregates", lambda _con: False)
     slow = [answers(demo_con, flt) for flt in cases]
     for flt, f, s in zip(cases, fast, slow, strict=True):
         assert f == s, flt
+    for i, f in on_summaries.items():
+        assert f == slow[i], cases[i]
     assert fast[0][1]["current"]["started"] > 0 and fast[0][7]["frequency"]
 
 
@@ -102,3 +111,64 @@ def test_a_registered_selection_is_used_and_a_filter_key_ignores_it(demo_con):
     picked = flt.with_selection("some_table")
     assert picked.cases_sql() == ("SELECT case_key FROM some_table", [])
     assert picked.key() == flt.key() and picked == flt
+
+
+def test_a_source_filter_reads_the_cases_source_bits_not_the_events(demo_con):
+    flt = filters(demo_con)[0]
+    mask = queries._source_mask(demo_con, flt.sources)
+    assert mask, "every demo source id is below 64, so it has a bit"
+    sql, params = flt.cases_sql(aggregates=True, source_mask=mask)
+    assert "events" not in sql and params == [mask]
+    # the bits say exactly which systems each case has events from
+    bits = dict(demo_con.execute("SELECT case_key, source_mask FROM an_cases").fetchall())
+    systems = demo_con.execute("SELECT case_key, list(DISTINCT source_id) FROM events GROUP BY 1").fetchall()
+    assert len(bits) == len(systems)
+    assert all(bits[k] == sum(1 << i for i in ids) for k, ids in systems)
+
+
+def test_migration_0007_fills_the_source_bits_of_a_store_summarised_before_it(tmp_path):
+    import shutil
+
+    from analytics.queries import cases_sql
+
+    db, _config = demo_store(tmp_path.parent)
+    old = tmp_path / "old.duckdb"
+    shutil.copy(db, old)
+    with open_store(old) as con:  # make it a store as 0006 left it
+        con.execute("ALTER TABLE an_cases DROP COLUMN source_mask")
+        con.execute("DELETE FROM schema_migrations WHERE version = 7")
+    with open_store(old) as con:  # a writer applies 0007
+        assert con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] >= 7
+        got = con.execute("SELECT case_key, source_mask FROM an_cases ORDER BY 1").fetchall()
+        want = con.execute(f"SELECT case_key, source_mask FROM ({cases_sql('events')}) ORDER BY 1").fetchall()
+    assert got == want and len(got) > 100
+
+
+def test_engine_results_narrowed_by_case_key_equal_narrowing_by_case_id(demo_con, monkeypatch):
+    from dashboard.engines import _keyed
+
+    ids = demo_con.execute("SELECT case_id FROM cases ORDER BY case_id DESC").df()
+    result = _keyed(demo_con, pd.DataFrame({"case_id": list(ids["case_id"]) + ["not-in-the-store"],
+                                             "n": range(len(ids) + 1)}))
+    assert result["case_key"].iloc[-1] == -1 and (result["case_key"].iloc[:-1] >= 0).all()
+    for flt in filters(demo_con):
+        keys = queries.selected_case_keys(demo_con, flt)
+        monkeypatch.setattr(data, "_selection", lambda *_a, k=keys: k)
+        monkeypatch.setattr(data, "db_path", lambda: "db")
+        monkeypatch.setattr(data, "data_version", lambda: 1)
+        by_key = data._narrow(data.Outcome(result), flt).value
+        wanted = set(queries.selected_case_ids(demo_con, flt) or [])
+        assert list(by_key["case_id"]) == [c for c in result["case_id"] if c in wanted], flt
+
+
+def test_the_cases_behind_a_number_are_the_newest_ones_with_ties_broken_by_id(demo_con):
+    last = demo_con.execute("SELECT max(ts) FROM events").fetchone()[0]
+    start, end = queries.period_bounds(last, None, days=28)
+    args = dict(start=start.isoformat(), end=end.isoformat(), idle_days=10, now=last.isoformat())
+    for kind in ("open", "wip", "started"):
+        every = queries.kpi_cases(demo_con, None, kind=kind, limit=1_000_000, **args)
+        assert len(every) > 7
+        assert list(every.sort_values(["last_ts", "case_id"], ascending=[False, True])["case_id"]) == list(every["case_id"])
+        for limit in (1, 7):
+            top = queries.kpi_cases(demo_con, None, kind=kind, limit=limit, **args)
+            pd.testing.assert_frame_equal(top, every.head(limit))

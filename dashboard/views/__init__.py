@@ -14,18 +14,21 @@ class PageSpec:
     section: str
     permission: str = "read"
     default: bool = False
+    plotly: bool = False  # draws Plotly charts: its browser side needs Plotly's front-end bundle
 
 
 PAGES = [
     PageSpec("views/health.py", "Health", ":material/monitor_heart:", "health", "Leadership", default=True),
     PageSpec("views/stuck.py", "Stuck work", ":material/pending_actions:", "stuck", "Operations"),
-    PageSpec("views/case.py", "Case", ":material/receipt_long:", "case", "Operations"),
+    PageSpec("views/case.py", "Case", ":material/receipt_long:", "case", "Operations", plotly=True),
     PageSpec("views/actions.py", "Actions", ":material/bolt:", "actions", "Operations"),
     PageSpec("views/process_map.py", "Process map", ":material/account_tree:", "process-map", "Analysis"),
-    PageSpec("views/conformance.py", "Conformance & exceptions", ":material/rule:", "conformance", "Analysis"),
-    PageSpec("views/bottlenecks.py", "Bottlenecks", ":material/hourglass_bottom:", "bottlenecks", "Analysis"),
+    PageSpec("views/conformance.py", "Conformance & exceptions", ":material/rule:", "conformance", "Analysis", plotly=True),
+    PageSpec("views/bottlenecks.py", "Bottlenecks", ":material/hourglass_bottom:", "bottlenecks", "Analysis", plotly=True),
     PageSpec("views/data_sources.py", "Data", ":material/database:", "data", "Admin"),
 ]
 
 #: url_path -> file, for links between pages.
 BY_URL = {p.url_path: p.path for p in PAGES}
+#: titles of the pages that draw Plotly charts
+PLOTLY_TITLES = {p.title for p in PAGES if p.plotly}

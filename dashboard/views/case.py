@@ -35,6 +35,14 @@ if summary is None:
 events = data.attempt("case_events", case_id=case_id).value
 now = data.now()
 
+
+def _rows_of(df: pd.DataFrame) -> pd.DataFrame:
+    """This case's rows of an all-cases engine result (by its integer key when the result has one)."""
+    if "case_key" in df:
+        return df[df["case_key"].to_numpy() == summary["case_key"]]
+    return df[df["case_id"].astype(str) == case_id]
+
+
 m = st.columns(4)
 m[0].metric("Events", fmt.count(summary["events"]), border=True)
 m[1].metric("Duration so far", fmt.duration(summary["duration_seconds"]), border=True)
@@ -70,9 +78,9 @@ with left:
             st.write(value)
     else:
         st.caption(f"Not available: {pos.message}. {pos.hint or ''}")
-    stuck = data.attempt("dashboard.engines:stuck", now=now.isoformat(), config=nav.config())
+    stuck = data.attempt_filtered("dashboard.engines:stuck", None, now=now.isoformat(), config=nav.config())
     if stuck.ok and not stuck.value.empty:
-        row = stuck.value[stuck.value["case_id"].astype(str) == case_id]
+        row = _rows_of(stuck.value)
         if not row.empty:
             r = row.iloc[0]
             st.error(f"**Stuck** waiting for **{r.get('step')}** ({r.get('owner') or 'no owner'}) for "
@@ -80,19 +88,19 @@ with left:
                      f"{fmt.duration(r.get('normal_seconds'))}.", icon=":material/pending_actions:")
 with right:
     st.markdown("##### Deviations and exceptions")
-    exc = data.attempt("dashboard.engines:exceptions", now=now.isoformat(), config=nav.config())
+    exc = data.attempt_filtered("dashboard.engines:exceptions", None, now=now.isoformat(), config=nav.config())
     shown = False
     if exc.ok and not exc.value.empty:
-        mine = exc.value[exc.value["case_id"].astype(str) == case_id]
+        mine = _rows_of(exc.value)
         if not mine.empty:
-            st.dataframe(mine, hide_index=True)
+            st.dataframe(mine.drop(columns=["case_key"], errors="ignore"), hide_index=True)
             shown = True
-    conf = data.attempt("dashboard.engines:conformance", config=nav.config())
+    conf = data.attempt_filtered("dashboard.engines:conformance", None, config=nav.config())
     if conf.ok and isinstance(conf.value.get("per_case"), pd.DataFrame):
         pc = conf.value["per_case"]
-        mine = pc[pc["case_id"].astype(str) == case_id] if "case_id" in pc else pc.iloc[0:0]
+        mine = _rows_of(pc) if "case_id" in pc else pc.iloc[0:0]
         if not mine.empty:
-            st.dataframe(mine, hide_index=True)
+            st.dataframe(mine.drop(columns=["case_key"], errors="ignore"), hide_index=True)
             shown = True
     if not shown:
         st.caption("No exception recorded for this case." if exc.ok else f"Not available: {exc.message}.")

@@ -90,7 +90,7 @@ def exception_views(exc: pd.DataFrame) -> dict:
     un = exc[~exc["handled"]].reset_index(drop=True)
     # the list shows the latest ones: tens of thousands of rows would cost seconds in the browser
     latest = (un.sort_values("ts", ascending=False, kind="stable") if "ts" in un else un).head(LIST_ROWS)
-    out = {"n": len(exc), "n_unhandled": len(un), "unhandled": latest.reset_index(drop=True),
+    out = {"n": len(exc), "n_unhandled": len(un), "unhandled": latest.drop(columns=["case_key"], errors="ignore").reset_index(drop=True),
            "handled_share": exc["handled"].mean()}
     by = exc.groupby(["type", "handled"]).size().reset_index(name="cases")
     by["status"] = by["handled"].map({True: "handled", False: "unhandled"})

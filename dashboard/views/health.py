@@ -29,7 +29,6 @@ common = dict(end_activities=ends, idle_days=idle_days, now=now.isoformat())
 # DuckDB computes them while this script draws the tiles (each is cached per data version and filter).
 sla = data.attempt("dashboard.engines:sla_by_activity", config=nav.config())
 if not flt.is_empty:
-    data.prefetch("selected_case_ids", flt)  # narrows the model-based results
     if sla.ok and sla.value:
         data.prefetch("on_time_share", flt, start=start.isoformat(), end=end.isoformat(), sla=sla.value, **common)
     data.prefetch("weekly_flow", flt, freq=cfg.get("trend_freq", "week"))
