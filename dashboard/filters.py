@@ -148,8 +148,9 @@ class ViewFilter:
             data["time_from"] = self.start.isoformat()
         if self.end:
             data["time_to"] = (self.end + timedelta(days=1)).isoformat()
-        if self.sources:
-            data["sources"] = list(self.sources)
+        if self.sources:  # cases with an event from these systems (all their events), as on every page
+            data["event_attributes"] = {"source": list(self.sources)}
+            data["event_attribute_mode"] = "cases"
         if self.attrs:
             data["case_attributes"] = {name: list(values) for name, values in self.attrs}
         if variant_ids:

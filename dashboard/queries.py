@@ -285,8 +285,13 @@ def recent_cases(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, 
 
 
 # -- variants -------------------------------------------------------------------------------
-def top_variants(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, top: int = 25) -> pd.DataFrame:
-    """The most frequent variants: short id, activities, cases, share of cases, median throughput (s)."""
+def top_variants(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, top: int = 25,
+                 times: bool = True) -> pd.DataFrame:
+    """The most frequent variants: short id, activities, cases, share of cases, median and p90 throughput (s).
+
+    ``times=False`` leaves the throughput columns empty (NULL): the filter bar's list needs only the
+    counts, and the two quantiles over every selected case are most of the query's cost.
+    """
     # the list offers other variants too: every filter but the variant one (the same filter when it has none)
     flt_wo_variant = (ViewFilter(start=flt.start, end=flt.end, sources=flt.sources, attrs=flt.attrs)
                       if flt is not None and flt.variant else flt)
@@ -294,9 +299,7 @@ def top_variants(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, 
         # per-case variants and spans from the maintained aggregates: no scan of the events
         with_, params = _summaries(con, flt_wo_variant)
         df = _df(con, with_ + f""",
-        v AS (SELECT c.variant_id AS an_id, count(*) AS cases,
-                     median(epoch(c.end_ts) - epoch(c.start_ts)) AS median_seconds,
-                     quantile_cont(epoch(c.end_ts) - epoch(c.start_ts), 0.9) AS p90_seconds
+        v AS (SELECT c.variant_id AS an_id, count(*) AS cases, {_quantiles("epoch(c.end_ts) - epoch(c.start_ts)", times)}
               FROM sc c GROUP BY 1),
         steps AS (SELECT variant_id AS an_id, unnest(trace) AS activity_id, generate_subscripts(trace, 1) AS pos
                   FROM an_variants WHERE variant_id IN (SELECT an_id FROM v)),
@@ -318,7 +321,7 @@ def top_variants(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, 
                       (epoch(max(e.ts)) - epoch(min(e.ts))) AS seconds
                FROM events e JOIN activities a USING (activity_id){_join(flt_wo_variant)} GROUP BY e.case_key)
         SELECT variant_id, any_value(seq) AS seq, count(*) AS cases, count(*) / sum(count(*)) OVER () AS share,
-               median(seconds) AS median_seconds, quantile_cont(seconds, 0.9) AS p90_seconds
+               {_quantiles("seconds", times)}
         FROM pc GROUP BY variant_id ORDER BY cases DESC, variant_id LIMIT {int(top)}
         """,
         params,
@@ -326,6 +329,12 @@ def top_variants(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, 
     df["activities"] = df.pop("seq").map(lambda s: s.split(VARIANT_SEP) if s else [])
     df["length"] = df["activities"].map(len)
     return df
+
+
+def _quantiles(seconds: str, times: bool) -> str:
+    if not times:
+        return "CAST(NULL AS DOUBLE) AS median_seconds, CAST(NULL AS DOUBLE) AS p90_seconds"
+    return f"median({seconds}) AS median_seconds, quantile_cont({seconds}, 0.9) AS p90_seconds"
 
 
 def variant_activities(con: duckdb.DuckDBPyConnection, vid: str) -> list[str] | None:
@@ -435,8 +444,16 @@ def _bottleneck_waits_from_edges(con: duckdb.DuckDBPyConnection, flt: ViewFilter
     events; grouped by ids, names joined to the few result rows."""
     with_, params = _scope(flt)
     with_ = with_ + ", " if with_ else "WITH "
+    if flt is None or flt.is_empty:
+        keep = ""
+    else:
+        # the selected cases as a bit string indexed by case_key: testing a bit per pair is several
+        # times faster than joining millions of pairs with a million selected keys
+        top = int(con.execute("SELECT coalesce(max(case_key), 0) FROM cases").fetchone()[0])
+        with_ += f"sel AS (SELECT bitstring_agg(case_key, 0, {top}) AS bits FROM fc), "
+        keep = ", sel WHERE get_bit(sel.bits, d.case_key) = 1"
     w = with_ + f"""w AS (SELECT d.src_id, d.tgt_id, d.src_source_id, d.tgt_source_id, d.tgt_resource, d.tgt_ts,
-                                 epoch(d.tgt_ts) - epoch(d.src_ts) AS wait FROM an_edges d{_join(flt, "d")})"""
+                                 epoch(d.tgt_ts) - epoch(d.src_ts) AS wait FROM an_edges d{keep})"""
     handoffs = _df(con, w + f""",
         g AS (SELECT src_id, tgt_id, src_source_id, tgt_source_id, count(*) AS frequency, sum(wait) AS total_wait_seconds,
                      quantile_cont(wait, [0.5, 0.9]) AS q, sum(wait) / sum(sum(wait)) OVER () AS share_of_waiting

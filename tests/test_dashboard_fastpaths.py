@@ -72,6 +72,8 @@ def answers(con, flt: ViewFilter | None) -> list:
             queries.kpi_cases(con, flt, kind="wip", **args).to_dict("list"),
             queries.on_time_share(con, flt, sla=sla, **args),
             queries.top_variants(con, flt, top=10).to_dict("list"),
+            queries.top_variants(con, flt, top=10, times=False).drop(columns=["median_seconds", "p90_seconds"])
+            .to_dict("list"),
             waits["handoffs"].round(6).to_dict("list"),
             waits["weeks"].sort_values(["week", "activity"]).reset_index(drop=True).round(6).to_dict("list"),
             waits["resources"].round(6).to_dict("list"),
@@ -103,7 +105,11 @@ def test_queries_on_aggregates_and_a_registered_selection_equal_the_scans_of_the
         assert f == s, flt
     for i, f in on_summaries.items():
         assert f == slow[i], cases[i]
-    assert fast[0][1]["current"]["started"] > 0 and fast[0][7]["frequency"]
+    assert fast[0][1]["current"]["started"] > 0 and fast[0][8]["frequency"]
+    for f in fast:  # the filter bar's list (no throughput times) has the same variants and counts
+        with_times, counts_only = f[6], f[7]
+        assert counts_only["variant_id"] == with_times["variant_id"] and counts_only["cases"] == with_times["cases"]
+    assert queries.top_variants(demo_con, None, times=False)[["median_seconds", "p90_seconds"]].isna().all().all()
 
 
 def test_a_registered_selection_is_used_and_a_filter_key_ignores_it(demo_con):
@@ -172,3 +178,25 @@ def test_the_cases_behind_a_number_are_the_newest_ones_with_ties_broken_by_id(de
         for limit in (1, 7):
             top = queries.kpi_cases(demo_con, None, kind=kind, limit=limit, **args)
             pd.testing.assert_frame_equal(top, every.head(limit))
+
+
+def test_the_process_map_of_a_source_filter_shows_the_whole_path_of_its_cases(demo_con):
+    """The sidebar keeps the cases with an event from a system; the map (analytics engine) shows all
+    their events, as the store-only map and every other page do — not only that system's events."""
+    from dashboard import engines
+
+    sources = queries.source_names(demo_con)
+    for name in sources:
+        flt = ViewFilter(sources=(name,))
+        got = engines.process_map(demo_con, flt)
+        assert got["engine"] == "analytics"
+        want = queries.dfg(demo_con, flt)
+
+        def freq(edges):
+            return dict(zip(zip(edges["source"], edges["target"], strict=True), edges["frequency"].astype(int),
+                            strict=True))
+
+        assert freq(got["edges"]) == freq(want["edges"]), name
+        own = demo_con.execute("SELECT count(DISTINCT activity_id) FROM events JOIN sources USING (source_id) "
+                               "WHERE name = ?", [name]).fetchone()[0]
+        assert len(got["activities"]) > own  # activities of the other systems are on the map too

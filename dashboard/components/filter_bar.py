@@ -114,7 +114,7 @@ def render() -> ViewFilter:
             # every analysis page starts with the overview of the filtered cases: compute it meanwhile
             data.prefetch("overview", ViewFilter(start=start, end=end, sources=tuple(sel_sources), attrs=tuple(attrs),
                                                  variant=st.session_state.get("flt_variant") or None))
-        variants = data.attempt("top_variants", base, top=20).value
+        variants = data.attempt("top_variants", base, top=20, times=False).value
         options = [""]
         labels = {"": "(any)"}
         if variants is not None:
