@@ -145,3 +145,15 @@ def test_a_filter_changes_the_url_and_the_numbers(server, page):
     page.goto(page.url)
     wait_ready(page)
     assert metric_values(page) == after
+
+
+def test_a_plotly_page_loads_the_plotly_bundle_first_and_a_landing_page_preloads_it(server, page):
+    base, _ = server
+    page.goto(f"{base}/case")  # a page with a Plotly chart: it starts the bundle before its queries
+    wait_ready(page)
+    assert page.evaluate("window.__plPlotlyEager === true")
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
+    page.goto(f"{base}/data")  # a new session landing on a page without Plotly: idle preload is armed
+    wait_ready(page)
+    assert page.evaluate("window.__plPlotlyPreload === true")
+    assert not page.evaluate("window.__plPlotlyEager === true")
