@@ -307,6 +307,25 @@ def prefetch(ref: str, flt: ViewFilter | None = None, **kwargs) -> Future:
         return future
 
 
+def prefetch_selection(flt: ViewFilter | None) -> None:
+    """Start selecting ``flt``'s case keys in the background (pages that narrow engine results need them)."""
+    if flt is None or flt.is_empty:
+        return
+    key = ("selection", db_path(), data_version(), flt.key())
+    with _PENDING_LOCK:
+        if key not in _PENDING:
+            future = _POOL.submit(_quiet_selection, *key[1:])
+            _PENDING[key] = future
+            future.add_done_callback(lambda _f, k=key: _forget(k))
+
+
+def _quiet_selection(db: str, version: int, flt_key: str) -> None:
+    try:
+        _selection(db, version, flt_key)
+    except Exception:  # noqa: BLE001 - the page's own narrowing raises and shows it
+        log.debug("prefetch of the selection failed", exc_info=True)
+
+
 def _forget(key: tuple) -> None:
     with _PENDING_LOCK:
         _PENDING.pop(key, None)

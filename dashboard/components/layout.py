@@ -84,12 +84,18 @@ def require_events(overview: dict[str, Any] | None) -> bool:
     return True
 
 
-def analysis_page(title: str, purpose: str) -> tuple[Any, dict[str, Any]]:
+def analysis_page(title: str, purpose: str, narrows: bool = False) -> tuple[Any, dict[str, Any]]:
     """The frame every analysis page starts with: the global filters, the header, and the store's
-    overview; stops the page with the how-to-ingest empty state when there are no events."""
+    overview; stops the page with the how-to-ingest empty state when there are no events.
+
+    ``narrows``: the page narrows all-cases engine results to the filter, so the filter's case
+    keys are selected in the background meanwhile.
+    """
     from dashboard.components import filter_bar
 
     flt = filter_bar.current()
+    if narrows:
+        data.prefetch_selection(flt)
     header(title, purpose, flt)
     ov = outcome(data.attempt("overview", flt), "Overview")
     if ov is not None:

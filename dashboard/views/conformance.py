@@ -12,7 +12,7 @@ from dashboard.components import fmt, layout, nav
 #: rows of the unhandled-exceptions list sent to the browser (the latest first)
 LIST_ROWS = 500
 
-flt, ov = layout.analysis_page("Conformance & exceptions", "Where cases leave the expected path, and what it costs")
+flt, ov = layout.analysis_page("Conformance & exceptions", "Where cases leave the expected path, and what it costs", narrows=True)
 
 method = st.segmented_control("Method", ["token-replay", "alignments"], default="token-replay", key="conf_method",
                               help="Token replay is fast; alignments are exact (cached per variant)") or "token-replay"

@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.components import dispatch, fmt, layout, nav
 
-flt, ov = layout.analysis_page("Stuck work", "Open cases waiting longer than their SLA or than is normal, worst first")
+flt, ov = layout.analysis_page("Stuck work", "Open cases waiting longer than their SLA or than is normal, worst first", narrows=True)
 now = data.now()
 res = data.attempt_filtered("dashboard.engines:stuck", flt, now=now.isoformat(), config=nav.config())
 
