@@ -166,6 +166,7 @@ def run_write(fn, db: str | None = None, *args, timeout: float = 30, **kwargs):
     finally:
         _LOCK.release_write()
     _VERSIONS.pop(db, None)
+    _ANSWERED.clear()
     st.cache_data.clear()
     return result
 
@@ -282,9 +283,23 @@ _PENDING: dict[tuple, Future] = {}
 _PENDING_LOCK = threading.RLock()  # re-entrant: a future already done runs _forget at once, under it
 
 
+#: questions answered in this process (their results are in st.cache_data): a prefetch of one of
+#: them is a no-op, instead of unpickling a large cached result in the background only to drop it
+_ANSWERED: OrderedDict[tuple, None] = OrderedDict()
+_ANSWERED_MAX = 4000
+
+
+def _answered(key: tuple) -> None:
+    _ANSWERED[key] = None
+    _ANSWERED.move_to_end(key)
+    while len(_ANSWERED) > _ANSWERED_MAX:
+        _ANSWERED.popitem(last=False)
+
+
 def _quiet(ref: str, db: str, version: int, flt_key: str, kwargs_json: str) -> None:
     try:
         _cached(ref, db, version, flt_key, kwargs_json)
+        _answered((ref, db, version, flt_key, kwargs_json))
     except Exception:  # noqa: BLE001 - the page's own get() raises and shows it
         log.debug("prefetch of %s failed", ref, exc_info=True)
 
@@ -298,6 +313,10 @@ def prefetch(ref: str, flt: ViewFilter | None = None, **kwargs) -> Future:
     """
     key = (_qualified(ref), db_path(), data_version(), flt.key() if flt is not None else "",
            json.dumps(kwargs, sort_keys=True, default=str))
+    if key in _ANSWERED:
+        done: Future = Future()
+        done.set_result(None)
+        return done
     with _PENDING_LOCK:
         future = _PENDING.get(key)
         if future is None:
@@ -343,8 +362,10 @@ def get(ref: str, flt: ViewFilter | None = None, **kwargs) -> Any:
     kwargs_json = json.dumps(kwargs, sort_keys=True, default=str)
     last_key = (ref, db, flt_key, kwargs_json)
     t0 = time.perf_counter()
+    version = data_version()
     try:
-        result = _cached(ref, db, data_version(), flt_key, kwargs_json)
+        result = _cached(ref, db, version, flt_key, kwargs_json)
+        _answered((ref, db, version, flt_key, kwargs_json))
     except StoreBusyError:
         if last_key in _LAST:
             _notice_busy()
@@ -395,6 +416,7 @@ def attempt(ref: str, flt: ViewFilter | None = None, **kwargs) -> Outcome:
 def clear() -> None:
     """Forget every cached result (after a write from this process)."""
     _VERSIONS.clear()
+    _ANSWERED.clear()
     _NARROWED.clear()
     _MEMO.clear()
     st.cache_data.clear()

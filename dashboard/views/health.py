@@ -152,21 +152,21 @@ with left:
     if flow is not None and not flow.empty:
         long = flow.melt(id_vars="period", value_vars=["started", "last_activity"], var_name="series", value_name="cases")
         long["series"] = long["series"].map({"started": "started", "last_activity": "last event (ended or paused)"})
-        st.altair_chart(charts.lines(long, x="period", y="cases", color="series", height=320), key="trend")
+        st.vega_lite_chart(long, charts.lines(x="period", y="cases", color="series", height=320), key="trend")
 with right:
     st.subheader("Open cases by source system")
     by_src = data.attempt("open_by", flt, by="last_source", **common).value
     if by_src is not None and not by_src.empty:
         by_src = by_src.assign(**{"median wait (days)": by_src["median_wait_seconds"] / 86400})
-        st.altair_chart(charts.hbars(by_src, x="open_cases", y="group", color="median wait (days)", scheme="orangered",
-                                     x_title="open cases", height=320), key="by_source")
+        st.vega_lite_chart(by_src, charts.hbars(x="open_cases", y="group", color="median wait (days)", scheme="orangered",
+                                                x_title="open cases", height=320), key="by_source")
     else:
         st.caption("No open case.")
 
 if stuck.ok and not stuck.value.empty and "owner" in stuck.value:
     st.subheader("Stuck cases by owner")
     owners = stuck.value.groupby(stuck.value["owner"].fillna("(no owner)")).size().reset_index(name="stuck")
-    st.altair_chart(charts.hbars(owners, x="stuck", y="owner", fill="#c62828", height=280), key="by_owner")
+    st.vega_lite_chart(owners, charts.hbars(x="stuck", y="owner", fill="#c62828", height=280), key="by_owner")
 
 st.subheader("The cases behind the numbers")
 kinds = {"started": "Cases started", "completed": "Cases completed", "wip": "Work in progress", "open": "Open now"}
