@@ -285,12 +285,14 @@ _PENDING_LOCK = threading.RLock()  # re-entrant: a future already done runs _for
 
 #: questions answered in this process (their results are in st.cache_data): a prefetch of one of
 #: them is a no-op, instead of unpickling a large cached result in the background only to drop it
-_ANSWERED: OrderedDict[tuple, None] = OrderedDict()
+_ANSWERED: OrderedDict[tuple, float] = OrderedDict()
 _ANSWERED_MAX = 4000
+#: how long an answer is trusted to still be in st.cache_data (its ttl is 6 hours)
+_ANSWERED_FOR = 3600.0
 
 
 def _answered(key: tuple) -> None:
-    _ANSWERED[key] = None
+    _ANSWERED[key] = time.monotonic()
     _ANSWERED.move_to_end(key)
     while len(_ANSWERED) > _ANSWERED_MAX:
         _ANSWERED.popitem(last=False)
@@ -313,7 +315,7 @@ def prefetch(ref: str, flt: ViewFilter | None = None, **kwargs) -> Future:
     """
     key = (_qualified(ref), db_path(), data_version(), flt.key() if flt is not None else "",
            json.dumps(kwargs, sort_keys=True, default=str))
-    if key in _ANSWERED:
+    if time.monotonic() - _ANSWERED.get(key, -_ANSWERED_FOR) < _ANSWERED_FOR:
         done: Future = Future()
         done.set_result(None)
         return done

@@ -200,3 +200,33 @@ def test_the_process_map_of_a_source_filter_shows_the_whole_path_of_its_cases(de
         own = demo_con.execute("SELECT count(DISTINCT activity_id) FROM events JOIN sources USING (source_id) "
                                "WHERE name = ?", [name]).fetchone()[0]
         assert len(got["activities"]) > own  # activities of the other systems are on the map too
+
+
+def test_a_prefetch_of_a_question_already_answered_does_no_work(tmp_path_factory, monkeypatch):
+    db, config = demo_store(tmp_path_factory.getbasetemp())
+    monkeypatch.setenv("PROCESSLENS_DB", str(db))
+    monkeypatch.setenv("PROCESSLENS_CONFIG", str(config))
+    data.clear()
+    calls = []
+    real = data._cached
+
+    def counting(*args):
+        calls.append(args[0])
+        return real(*args)
+
+    monkeypatch.setattr(data, "_cached", counting)
+    flt = ViewFilter(sources=(queries_sources(db)[0],))
+    first = data.prefetch("overview", flt)
+    first.result(timeout=60)
+    assert calls == ["dashboard.queries:overview"]
+    assert data.get("overview", flt)["cases"] > 0  # answered from the cache
+    again = data.prefetch("overview", flt)
+    assert again.done() and calls.count("dashboard.queries:overview") == 2  # the get, not another prefetch
+    data.clear()  # a write from this process forgets what was answered
+    data.prefetch("overview", flt).result(timeout=60)
+    assert calls.count("dashboard.queries:overview") == 3
+
+
+def queries_sources(db) -> list[str]:
+    with open_store(db, read_only=True) as con:
+        return queries.source_names(con)
