@@ -222,7 +222,19 @@ class ViewFilter:
                 return f"SELECT c.case_key FROM an_cases c WHERE {pred}", pparams
         where: list[str] = []
         params: list[Any] = []
-        if self.start or self.end:
+        events_sources = bool(self.sources)
+        if aggregates:
+            # what the case summaries can answer (all but case attributes, and sources without bits)
+            # is one condition on them; the rest below
+            has_bits = source_mask is not None
+            part = ViewFilter(start=self.start, end=self.end, sources=self.sources if has_bits else (),
+                              variant=self.variant)
+            if not part.is_empty:
+                pred, pparams = part.summaries_where(source_mask)
+                where.append(f"c.case_key IN (SELECT c.case_key FROM an_cases c WHERE {pred})")
+                params.extend(pparams)
+            events_sources = bool(self.sources) and not has_bits
+        elif self.start or self.end:
             having = []
             if self.start:
                 having.append("max(ts) >= ?")
@@ -230,15 +242,8 @@ class ViewFilter:
             if self.end:
                 having.append("min(ts) < ?")
                 params.append(self.end + timedelta(days=1))
-            if aggregates:
-                spans = " AND ".join(h.replace("max(ts)", "end_ts").replace("min(ts)", "start_ts") for h in having)
-                where.append(f"c.case_key IN (SELECT case_key FROM an_cases WHERE {spans})")
-            else:
-                where.append(f"c.case_key IN (SELECT case_key FROM events GROUP BY case_key HAVING {' AND '.join(having)})")
-        if self.sources and aggregates and source_mask is not None:
-            where.append("c.case_key IN (SELECT case_key FROM an_cases WHERE source_mask & ?::UBIGINT <> 0)")
-            params.append(source_mask)
-        elif self.sources:
+            where.append(f"c.case_key IN (SELECT case_key FROM events GROUP BY case_key HAVING {' AND '.join(having)})")
+        if events_sources:
             marks = ", ".join("?" for _ in self.sources)
             where.append("c.case_key IN (SELECT DISTINCT case_key FROM events WHERE source_id IN "
                          f"(SELECT source_id FROM sources WHERE name IN ({marks})))")
@@ -248,11 +253,7 @@ class ViewFilter:
             where.append(f"json_extract_string(c.attrs, ?) IN ({marks})")
             params.append(attr_path(name))
             params.extend(values)
-        if self.variant and aggregates:
-            # the same md5 over the names of each distinct activity sequence, then its cases
-            where.append(f"c.case_key IN (SELECT case_key FROM an_cases WHERE variant_id IN ({_VARIANT_BY_ID}))")
-            params.append(self.variant)
-        elif self.variant:
+        if self.variant and not aggregates:
             where.append("c.case_key IN (SELECT e.case_key FROM events e JOIN activities a USING (activity_id) "
                          f"GROUP BY e.case_key HAVING {VARIANT_ID_SQL} = ?)")
             params.append(self.variant)
