@@ -177,6 +177,18 @@ class ViewFilter:
         return ViewFilter(start=self.start, end=self.end, sources=self.sources, attrs=self.attrs,
                           variant=self.variant, extra={**self.extra, "summaries": True, "source_mask": source_mask})
 
+    def _span_overlaps(self, first: str, last: str) -> tuple[list[str], list[Any]]:
+        """Conditions that a case whose events span ``first``..``last`` overlaps the time range (UTC days)."""
+        conds: list[str] = []
+        params: list[Any] = []
+        if self.start:
+            conds.append(f"{last} >= ?")
+            params.append(self.start)
+        if self.end:
+            conds.append(f"{first} < ?")
+            params.append(self.end + timedelta(days=1))
+        return conds, params
+
     def summaries_where(self, source_mask: int | None = None) -> tuple[str | None, list[Any]]:
         """The filter as a condition on the maintained case summaries ``an_cases c``, with its parameters.
 
@@ -187,14 +199,7 @@ class ViewFilter:
         """
         if self.attrs or (self.sources and source_mask is None):
             return None, []
-        conds: list[str] = []
-        params: list[Any] = []
-        if self.start:
-            conds.append("c.end_ts >= ?")
-            params.append(self.start)
-        if self.end:
-            conds.append("c.start_ts < ?")
-            params.append(self.end + timedelta(days=1))
+        conds, params = self._span_overlaps("c.start_ts", "c.end_ts")
         if self.sources:
             conds.append("c.source_mask & ?::UBIGINT <> 0")
             params.append(source_mask)
@@ -235,13 +240,8 @@ class ViewFilter:
                 params.extend(pparams)
             events_sources = bool(self.sources) and not has_bits
         elif self.start or self.end:
-            having = []
-            if self.start:
-                having.append("max(ts) >= ?")
-                params.append(self.start)
-            if self.end:
-                having.append("min(ts) < ?")
-                params.append(self.end + timedelta(days=1))
+            having, hparams = self._span_overlaps("min(ts)", "max(ts)")
+            params.extend(hparams)
             where.append(f"c.case_key IN (SELECT case_key FROM events GROUP BY case_key HAVING {' AND '.join(having)})")
         if events_sources:
             marks = ", ".join("?" for _ in self.sources)
