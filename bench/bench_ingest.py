@@ -141,7 +141,11 @@ def child(tool: str, path: Path, db: Path | None) -> None:
     if tool == "processlens":
         import resource
 
-        import rustxes  # noqa: F401  (imports are outside the timed work, as pm4py's are)
+        # imports are outside the timed work, as pm4py's are (``import pm4py`` brings pandas, which
+        # pyarrow also imports on its first table)
+        import pandas  # noqa: F401
+        import pyarrow  # noqa: F401
+        import rustxes  # noqa: F401
 
         import ingest.sources.csv_file  # noqa: F401
         import ingest.sources.parquet_file  # noqa: F401

@@ -200,6 +200,8 @@ def ingest_file(
     finally:
         if kind in ("xes", "json"):
             con.unregister(preview)
+        elif kind == "csv":
+            con.execute(f"DROP TABLE IF EXISTS {preview}")
     roles = {**guessed, **explicit}
     missing = [r for r in ("case", "activity", "timestamp") if r not in roles]
     if missing:

@@ -173,6 +173,8 @@ class Loader:
         self._inserted_batches = 0
         self._row_location = False
         self._disposable: str | None = None
+        self._padded_cols: set[str] = set()
+        self._norm_derived = ""
 
     # -- run lifecycle -------------------------------------------------------------------------
     def run(self, batches: Iterable[Batch]) -> RunResult:
@@ -405,7 +407,7 @@ class Loader:
                 con.unregister(registered)
             con.execute("DROP VIEW IF EXISTS _raw" if self._is_view("_raw") else "DROP TABLE IF EXISTS _raw")
             con.execute("DROP VIEW IF EXISTS _new" if self._is_view("_new") else "DROP TABLE IF EXISTS _new")
-            con.execute("DROP TABLE IF EXISTS _norm")
+            self._drop_norm()
         return n + n_source_rejects
 
     def _write_source_rejects(self, batch: Batch) -> int:
@@ -418,6 +420,20 @@ class Loader:
             )
         return len(batch.source_rejects)
 
+    def _padded(self, columns: list[str | None], cols: dict[str, str]) -> set[str]:
+        """The mapped columns whose text may have leading or trailing spaces (which are trimmed).
+
+        One scan answers it for every text column: values without edge spaces, the usual case,
+        then skip ``trim`` (which copies each value and cost more than parsing the timestamps).
+        Numbers, times and booleans never print with edge spaces; other types are trimmed."""
+        text_cols = sorted({c for c in columns if c and cols.get(c, "").upper() == "VARCHAR"})
+        padded = {c for c in columns if c and not _prints_unpadded(cols.get(c, "")) and c not in text_cols}
+        if text_cols:
+            checks = ", ".join(f"bool_or({quote_ident(c)} LIKE ' %' OR {quote_ident(c)} LIKE '% ')" for c in text_cols)
+            row = self.con.execute(f"SELECT {checks} FROM _raw").fetchall()[0]
+            padded |= {c for c, flag in zip(text_cols, row, strict=True) if flag}
+        return padded
+
     def _ts_expr(self, column: str, cols: dict[str, str]) -> str:
         ctype = cols[column]
         if column not in self._formats:
@@ -429,14 +445,22 @@ class Loader:
                 ).fetchall()]
                 fmt = detect_format(self.con, sample)
             self._formats[column] = fmt
-        return to_utc_expr(f"r.{quote_ident(column)}", ctype, self._formats[column], self.mapping.timezone)
+        return to_utc_expr(f"r.{quote_ident(column)}", ctype, self._formats[column], self.mapping.timezone,
+                           trim=column in self._padded_cols)
 
     def _normalise(self, batch: Batch, cols: dict[str, str]) -> None:
         m = self.mapping
         q = quote_ident
 
+        self._padded_cols = self._padded(
+            [m.case, m.activity, m.timestamp, m.start_timestamp, m.lifecycle, m.resource, m.record_id,
+             m.correlation.key if m.correlation else None], cols)
+
         def text(col: str | None) -> str:
-            return f"NULLIF(trim(CAST(r.{q(col)} AS VARCHAR)), '')" if col else "NULL"
+            if not col:
+                return "NULL"
+            value = f"CAST(r.{q(col)} AS VARCHAR)"
+            return f"NULLIF(trim({value}), '')" if col in self._padded_cols else f"NULLIF({value}, '')"
 
         case_attr_cols = m.case_attributes if m.case_attributes is not None else [c for c in cols if c.startswith("case:") and c != m.case]
         skip = set(m.key_columns) | set(case_attr_cols) | set(m.drop) | {f"{RESERVED}rn"}
@@ -462,15 +486,47 @@ class Loader:
             # of one record compare equal whichever other fields appear in the same export)
             attrs = f"json_merge_patch('{{}}', {attrs})"
         corr = text(m.correlation.key) if m.correlation else "NULL"
-        line = f"r.{RESERVED}rn + {batch.line_offset}" if batch.line_offset is not None else "NULL"
         # [ingest files, issue 2] a source that knows each row's exact physical line (CSV with
         # quoted newlines, blank lines or rows its reader skipped) gives it in __pl_line.
+        position = f"rn + {batch.position_offset}"
         if f"{RESERVED}line" in cols:
             line = f"r.{RESERVED}line"
+        elif batch.line_offset is not None:
+            line = f"rn + {batch.line_offset}"
+        else:
+            line = "NULL"
+        mapped = {
+            "case_id": text(m.case),
+            "activity": activity,
+            "ts_raw": text(m.timestamp),
+            "ts": ts,
+            "start_raw": text(m.start_timestamp),
+            "start_ts": start,
+            "lifecycle": text(m.lifecycle),
+            "resource": text(m.resource),
+            "record_id": record,
+            "corr_value": corr,
+            "attrs": attrs,
+            "case_attrs": struct(case_attr_cols, as_json=False),
+            "src_location": f"r.{RESERVED}location" if f"{RESERVED}location" in cols else "NULL::VARCHAR",
+        }
+        if line.startswith("r."):
+            mapped["line"] = line
+        # Only what varies is stored. Unmapped roles (constant NULLs), the position and the line
+        # (row number plus an offset) are added on read by the view ``_norm`` over ``_norm_rows``:
+        # a temp table keeps its columns uncompressed, so each constant would cost 6-16 bytes a row.
+        keep = {"activity", "ts", "ts_raw", "start_raw"} | ({"case_id", "corr_value"} if m.correlation else set())
+        derived = {name: expr for name, expr in mapped.items()
+                   if name not in keep and expr in ("NULL", "NULL::VARCHAR")}
+        derived["position"] = position
+        if not line.startswith("r."):
+            derived["line"] = line
+        inner = ",\n                ".join(f"{expr} AS {name}" for name, expr in mapped.items())
+        drop = ", ".join(["ts_raw", "start_raw", *(n for n in derived if n in mapped)])
         self.con.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE _norm AS
-            SELECT * EXCLUDE (ts_raw, start_raw),
+            CREATE OR REPLACE TEMP TABLE _norm_rows AS
+            SELECT * EXCLUDE ({drop}),
               CASE
                 WHEN activity IS NULL THEN 'missing activity in column ' || {quote_literal(m.activity)}
                 WHEN ts_raw IS NULL THEN 'missing timestamp in column ' || {quote_literal(m.timestamp)}
@@ -488,28 +544,24 @@ class Loader:
               END AS reject_field
             FROM (
               SELECT
-                {text(m.case)} AS case_id,
-                {activity} AS activity,
-                {text(m.timestamp)} AS ts_raw,
-                {ts} AS ts,
-                {text(m.start_timestamp)} AS start_raw,
-                {start} AS start_ts,
-                {text(m.lifecycle)} AS lifecycle,
-                {text(m.resource)} AS resource,
-                {record} AS record_id,
-                {corr} AS corr_value,
-                r.{RESERVED}rn + {batch.position_offset} AS position,
-                {line} AS line,
-                {attrs} AS attrs,
-                {struct(case_attr_cols, as_json=False)} AS case_attrs,
-                {f"r.{RESERVED}location" if f"{RESERVED}location" in cols else "NULL::VARCHAR"} AS src_location,
+                {inner},
                 r.{RESERVED}rn AS rn
               FROM {raw_from}
             )
             """
         )
+        self._norm_derived = ", ".join(f"{expr} AS {name}" for name, expr in derived.items())
+        self._norm_view()
         self._location = batch.location
         self._row_location = f"{RESERVED}location" in cols
+
+    def _norm_view(self) -> None:
+        """``_norm``: the mapped rows with every column, the derived ones computed on read."""
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW _norm AS SELECT *, {self._norm_derived} FROM _norm_rows")
+
+    def _drop_norm(self) -> None:
+        self.con.execute("DROP VIEW IF EXISTS _norm")
+        self.con.execute("DROP TABLE IF EXISTS _norm_rows")
 
     def _apply(self) -> None:
         con, res, sid, run_id = self.con, self.result, self.source_id, self.result.run_id
@@ -545,7 +597,7 @@ class Loader:
                 self._dedupe_by_content(fresh)
             new_is_view = False
             new = con.execute("SELECT count(*) FROM _new").fetchone()[0]
-            con.execute("DROP TABLE _norm")
+            self._drop_norm()
         res.duplicates_skipped += good - new
         ready = "_new"
         if self.mapping.correlation:
@@ -584,15 +636,16 @@ class Loader:
             """,
             [key_name, self.source_id],
         )
-        self.con.execute("ALTER TABLE _norm ADD COLUMN via_key BOOLEAN DEFAULT false")
+        self.con.execute("ALTER TABLE _norm_rows ADD COLUMN via_key BOOLEAN DEFAULT false")
         self.con.execute(
             """
-            UPDATE _norm SET case_id = k.case_id, via_key = true FROM correlation_keys k
-            WHERE _norm.case_id IS NULL AND _norm.reject_reason IS NULL
-              AND k.key_name = ? AND k.key_value = _norm.corr_value
+            UPDATE _norm_rows SET case_id = k.case_id, via_key = true FROM correlation_keys k
+            WHERE _norm_rows.case_id IS NULL AND _norm_rows.reject_reason IS NULL
+              AND k.key_name = ? AND k.key_value = _norm_rows.corr_value
             """,
             [key_name],
         )
+        self._norm_view()
 
     def _dedupe_by_record_id(self, fresh: bool) -> None:
         """_new: good rows whose record id is neither stored nor pending, first occurrence in the batch."""
@@ -687,13 +740,25 @@ class Loader:
             self.con.execute("DROP TABLE IF EXISTS _raw")
 
 
+_UNPADDED_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                   "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN", "DATE", "TIME", "TIMESTAMP",
+                   "UUID")
+
+
+def _prints_unpadded(column_type: str) -> bool:
+    """Whether a column of this DuckDB type casts to text without leading or trailing spaces."""
+    return column_type.upper().startswith(_UNPADDED_TYPES)
+
+
 def insert_events(con: duckdb.DuckDBPyConnection, table: str, source_id: int, run_id: int,
                   positions_unique: bool = False, sort: bool = False) -> int:
     """Insert rows of ``table`` (case_id, activity, ts, start_ts, lifecycle, resource, record_id,
     position, attrs[, case_attrs as JSON or STRUCT]) as events, creating cases and activities as needed.
 
     ``event_id`` follows ``position``; with ``positions_unique`` it is derived from the position
-    directly (gaps allowed) instead of by a sort of the whole batch.
+    directly (gaps allowed) instead of by a sort of the whole batch. ``sort`` writes the rows in
+    case/time order (the store's layout); rows that already come in that order (each case's
+    events together and in time order, as most exported logs have them) are written as they are.
     """
     has_case_attrs = "case_attrs" in {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
     con.execute(
@@ -706,6 +771,8 @@ def insert_events(con: duckdb.DuckDBPyConnection, table: str, source_id: int, ru
     )
     case_attrs = ("CAST(first(case_attrs ORDER BY position) FILTER (WHERE case_attrs IS NOT NULL) AS JSON)"
                   if has_case_attrs else "NULL")
+    # case attributes of cases stored before are merged below; with none stored, there is nothing to merge
+    had_cases = has_case_attrs and con.execute("SELECT EXISTS (SELECT 1 FROM cases)").fetchall()[0][0]
     con.execute(
         f"""
         INSERT INTO cases
@@ -716,7 +783,7 @@ def insert_events(con: duckdb.DuckDBPyConnection, table: str, source_id: int, ru
         """,
         [run_id],
     )
-    if has_case_attrs:
+    if had_cases:
         con.execute(
             f"""
             UPDATE cases SET attrs = json_merge_patch(coalesce(cases.attrs, '{{}}'), t.attrs)
@@ -740,10 +807,29 @@ def insert_events(con: duckdb.DuckDBPyConnection, table: str, source_id: int, ru
         FROM {table} n
         JOIN cases c ON c.case_id = n.case_id
         JOIN activities a ON a.name = n.activity
-        {"ORDER BY c.case_key, n.ts, 1" if sort else ""}
+        {"ORDER BY c.case_key, n.ts, 1" if sort and not in_case_order(con, table) else ""}
         """,
         [source_id, run_id],
     ).fetchone()[0]
+
+
+def in_case_order(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether the rows of ``table``, taken by ``position``, are already in case/time order.
+
+    That is: each case's rows form one run and their timestamps never go back. Case keys are
+    numbered by first position, so this order is then the order (case_key, ts, event_id) that a
+    sort would give, and the sort (the costliest step of a first load) can be skipped.
+    """
+    runs, backwards, cases = con.execute(
+        f"""
+        SELECT count(*) FILTER (WHERE prev_case IS DISTINCT FROM case_id),
+               count(*) FILTER (WHERE prev_case = case_id AND prev_ts > ts),
+               count(DISTINCT case_id)
+        FROM (SELECT case_id, ts, lag(case_id) OVER w AS prev_case, lag(ts) OVER w AS prev_ts
+              FROM {table} WINDOW w AS (ORDER BY position))
+        """
+    ).fetchall()[0]
+    return backwards == 0 and runs == cases
 
 
 def resolve_pending(con: duckdb.DuckDBPyConnection, run_id: int) -> int:

@@ -46,14 +46,19 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def parse_expr(column_sql: str, fmt: str) -> str:
-    """SQL giving TIMESTAMPTZ (in the session's zone for naive values) from a VARCHAR column."""
+def parse_expr(column_sql: str, fmt: str, trim: bool = True) -> str:
+    """SQL giving TIMESTAMPTZ (in the session's zone for naive values) from a VARCHAR column.
+
+    ``trim=False`` when the column is known to have no leading or trailing spaces (the loader
+    checks each batch): trimming every value costs more than parsing it. The ISO cast ignores
+    surrounding spaces by itself."""
     if fmt == ISO:
-        return f"TRY_CAST(trim({column_sql}) AS TIMESTAMPTZ)"
+        return f"TRY_CAST({column_sql} AS TIMESTAMPTZ)"
+    value = f"trim({column_sql})" if trim else column_sql
     if fmt == EPOCH:
-        num = f"(CASE WHEN regexp_matches(trim({column_sql}), '{_EPOCH_RE}') THEN TRY_CAST(trim({column_sql}) AS DOUBLE) END)"
+        num = f"(CASE WHEN regexp_matches({value}, '{_EPOCH_RE}') THEN TRY_CAST({value} AS DOUBLE) END)"
         return f"(CASE WHEN abs({num}) > 1e11 THEN to_timestamp({num} / 1000.0) ELSE to_timestamp({num}) END)"
-    return f"TRY_CAST(try_strptime(trim({column_sql}), {quote_literal(fmt)}) AS TIMESTAMPTZ)"
+    return f"TRY_CAST(try_strptime({value}, {quote_literal(fmt)}) AS TIMESTAMPTZ)"
 
 
 def detect_format(con: duckdb.DuckDBPyConnection, values: list[str], allow_epoch: bool = True) -> str | None:
@@ -77,7 +82,7 @@ def detect_format(con: duckdb.DuckDBPyConnection, values: list[str], allow_epoch
     return best if best_ok else None
 
 
-def to_utc_expr(column_sql: str, column_type: str, fmt: str | None, timezone: str = "UTC") -> str:
+def to_utc_expr(column_sql: str, column_type: str, fmt: str | None, timezone: str = "UTC", trim: bool = True) -> str:
     """SQL expression turning a source column into a UTC TIMESTAMP (NULL when unparseable).
 
     Naive values are read in ``timezone``, which the loader also sets as the session time zone.
@@ -95,5 +100,5 @@ def to_utc_expr(column_sql: str, column_type: str, fmt: str | None, timezone: st
         # epoch seconds, or milliseconds when the values are too large to be seconds
         tz = f"CASE WHEN abs({column_sql}) > 1e11 THEN to_timestamp({column_sql} / 1000.0) ELSE to_timestamp({column_sql}) END"
     else:
-        tz = parse_expr(f"CAST({column_sql} AS VARCHAR)", fmt or ISO)
+        tz = parse_expr(f"CAST({column_sql} AS VARCHAR)", fmt or ISO, trim=trim)
     return f"make_timestamp(epoch_us({tz}))"

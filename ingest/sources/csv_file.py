@@ -231,22 +231,29 @@ def _attach_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, sep
     return None
 
 
+PREVIEW_TABLE = "_csv_preview"
+PREVIEW_ROWS = 20_480  # as many rows as the type sniffer samples; enough for guessing the columns
+
+
 def preview_relation(con: duckdb.DuckDBPyConnection, path: Path, sep: str | None = None) -> str:
-    """A ``read_csv`` expression for looking at the columns (guessing); fails clearly on
-    files that are empty, binary or not CSV."""
+    """A temp table of the file's first rows for looking at the columns (guessing), with the
+    types the full read will give them; fails clearly on files that are empty, binary or not CSV.
+
+    Sampling a table instead of the file spares each look a new sniff of the file. The caller
+    drops it (``PREVIEW_TABLE``)."""
     if path.stat().st_size == 0:
         raise _fail(path, "is empty (0 bytes)", "export the log again with a header row and events")
     encoding = detect_encoding(path)
     _header, sep, quote = header_and_delimiter(path, encoding, sep)
     rel = relation(path, sep, encoding, quote).replace("store_rejects=true", "store_rejects=false")
     try:
-        con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {PREVIEW_TABLE} AS SELECT * FROM {rel} LIMIT {PREVIEW_ROWS}")
     except duckdb.Error as exc:
         raise _fail(
             path, f"cannot be read as CSV ({encoding}, separator {sep!r}): {str(exc).splitlines()[0]}",
             "check the separator (--sep) and that the file is UTF-8, UTF-16 or latin-1 text",
         ) from exc
-    return rel
+    return PREVIEW_TABLE
 
 
 def _materialise(con: duckdb.DuckDBPyConnection, path: Path, rel: str, encoding: str, sep: str) -> None:
