@@ -141,11 +141,12 @@ def child(tool: str, path: Path, db: Path | None) -> None:
     if tool == "processlens":
         import resource
 
-        # imports are outside the timed work, as pm4py's are (``import pm4py`` brings pandas, which
-        # pyarrow also imports on its first table)
-        import pandas  # noqa: F401
-        import pyarrow  # noqa: F401
-        import rustxes  # noqa: F401
+        # imports are outside the timed work, as pm4py's are: the XES reader's (rustxes, and pandas,
+        # which pyarrow imports on its first table, as ``import pm4py`` does); CSV and Parquet need none
+        if path.suffix.lower() in (".xes", ".gz"):
+            import pandas  # noqa: F401
+            import pyarrow  # noqa: F401
+            import rustxes  # noqa: F401
 
         import ingest.sources.csv_file  # noqa: F401
         import ingest.sources.parquet_file  # noqa: F401

@@ -772,8 +772,8 @@ def insert_events(con: duckdb.DuckDBPyConnection, table: str, source_id: int, ru
     case_attrs = ("CAST(first(case_attrs ORDER BY position) FILTER (WHERE case_attrs IS NOT NULL) AS JSON)"
                   if has_case_attrs else "NULL")
     # case attributes of cases stored before are merged below; with none stored, there is nothing to merge
-    had_cases = has_case_attrs and con.execute("SELECT EXISTS (SELECT 1 FROM cases)").fetchall()[0][0]
-    con.execute(
+    had_cases = con.execute("SELECT EXISTS (SELECT 1 FROM cases)").fetchall()[0][0]
+    new_cases = con.execute(
         f"""
         INSERT INTO cases
         SELECT (SELECT coalesce(max(case_key), 0) FROM cases) + row_number() OVER (ORDER BY min_pos, case_id),
@@ -782,8 +782,8 @@ def insert_events(con: duckdb.DuckDBPyConnection, table: str, source_id: int, ru
         WHERE case_id NOT IN (SELECT case_id FROM cases)
         """,
         [run_id],
-    )
-    if had_cases:
+    ).fetchall()[0][0]
+    if had_cases and has_case_attrs:
         con.execute(
             f"""
             UPDATE cases SET attrs = json_merge_patch(coalesce(cases.attrs, '{{}}'), t.attrs)
@@ -807,29 +807,37 @@ def insert_events(con: duckdb.DuckDBPyConnection, table: str, source_id: int, ru
         FROM {table} n
         JOIN cases c ON c.case_id = n.case_id
         JOIN activities a ON a.name = n.activity
-        {"ORDER BY c.case_key, n.ts, 1" if sort and not in_case_order(con, table) else ""}
+        {"ORDER BY c.case_key, n.ts, 1" if sort and not in_case_order(con, table, None if had_cases else new_cases) else ""}
         """,
         [source_id, run_id],
     ).fetchone()[0]
 
 
-def in_case_order(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def in_case_order(con: duckdb.DuckDBPyConnection, table: str, cases: int | None = None) -> bool:
     """Whether the rows of ``table``, taken by ``position``, are already in case/time order.
 
     That is: each case's rows form one run and their timestamps never go back. Case keys are
     numbered by first position, so this order is then the order (case_key, ts, event_id) that a
     sort would give, and the sort (the costliest step of a first load) can be skipped.
+
+    The rows are read as stored (a streaming window, no sort); if they do not come in position
+    order, the answer is no. ``cases``: the number of distinct case ids in ``table``, if known.
     """
-    runs, backwards, cases = con.execute(
+    runs, backwards, unordered = con.execute(
         f"""
         SELECT count(*) FILTER (WHERE prev_case IS DISTINCT FROM case_id),
                count(*) FILTER (WHERE prev_case = case_id AND prev_ts > ts),
-               count(DISTINCT case_id)
-        FROM (SELECT case_id, ts, lag(case_id) OVER w AS prev_case, lag(ts) OVER w AS prev_ts
-              FROM {table} WINDOW w AS (ORDER BY position))
+               count(*) FILTER (WHERE prev_pos >= position)
+        FROM (SELECT case_id, ts, position, lag(case_id) OVER () AS prev_case, lag(ts) OVER () AS prev_ts,
+                     lag(position) OVER () AS prev_pos
+              FROM {table})
         """
     ).fetchall()[0]
-    return backwards == 0 and runs == cases
+    if backwards or unordered:
+        return False
+    if cases is None:
+        cases = con.execute(f"SELECT count(DISTINCT case_id) FROM {table}").fetchall()[0][0]
+    return runs == cases
 
 
 def resolve_pending(con: duckdb.DuckDBPyConnection, run_id: int) -> int:

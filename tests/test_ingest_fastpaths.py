@@ -86,8 +86,12 @@ def test_in_case_order_checks_runs_and_time():
     assert verdict([("a", day.format(1), 0), ("a", day.format(1), 1)])  # equal times keep source order
     assert not verdict([("a", day.format(2), 0), ("a", day.format(1), 1)])  # time goes back
     assert not verdict([("a", day.format(1), 0), ("b", day.format(1), 1), ("a", day.format(2), 2)])  # split case
-    # positions, not the table's own order, decide
-    assert verdict([("b", day.format(1), 2), ("a", day.format(2), 1), ("a", day.format(1), 0)])
+    # rows read out of position order are not taken as ordered (they get sorted), whatever their content
+    assert not verdict([("b", day.format(1), 2), ("a", day.format(2), 1), ("a", day.format(1), 0)])
+    # a known number of cases is used as given: one run per case is the test
+    con.execute("CREATE OR REPLACE TABLE t (case_id VARCHAR, ts TIMESTAMP, position BIGINT)")
+    con.execute("INSERT INTO t VALUES ('a', '2024-01-01', 0), ('b', '2024-01-01', 1)")
+    assert in_case_order(con, "t", cases=2) and not in_case_order(con, "t", cases=3)
 
 
 def test_edge_spaces_anywhere_in_a_column_are_trimmed(tmp_path):
