@@ -441,7 +441,8 @@ def _bottleneck_waits_from_edges(con: duckdb.DuckDBPyConnection, flt: ViewFilter
                                  activity_top: int, resource_top: int) -> dict[str, pd.DataFrame]:
     """:func:`bottleneck_waits` from the maintained directly-follows pairs (``an_edges``): each pair is
     one event and its predecessor in the case, so the waits are the same without a window over the
-    events; grouped by ids, names joined to the few result rows."""
+    events. One scan groups the pairs three ways at once (grouping sets: hand-off, activity and
+    week, resource); shares, the top rows and the names are then taken from the few groups."""
     with_, params = _scope(flt)
     with_ = with_ + ", " if with_ else "WITH "
     if flt is None or flt.is_empty:
@@ -452,28 +453,38 @@ def _bottleneck_waits_from_edges(con: duckdb.DuckDBPyConnection, flt: ViewFilter
         top = int(con.execute("SELECT coalesce(max(case_key), 0) FROM cases").fetchone()[0])
         with_ += f"sel AS (SELECT bitstring_agg(case_key, 0, {top}) AS bits FROM fc), "
         keep = ", sel WHERE get_bit(sel.bits, d.case_key) = 1"
-    w = with_ + f"""w AS (SELECT d.src_id, d.tgt_id, d.src_source_id, d.tgt_source_id, d.tgt_resource, d.tgt_ts,
-                                 epoch(d.tgt_ts) - epoch(d.src_ts) AS wait FROM an_edges d{keep})"""
-    handoffs = _df(con, w + f""",
-        g AS (SELECT src_id, tgt_id, src_source_id, tgt_source_id, count(*) AS frequency, sum(wait) AS total_wait_seconds,
-                     quantile_cont(wait, [0.5, 0.9]) AS q, sum(wait) / sum(sum(wait)) OVER () AS share_of_waiting
-              FROM w GROUP BY ALL ORDER BY total_wait_seconds DESC LIMIT {int(handoff_top)})
-        SELECT sa.name AS source, ta.name AS target, ss.name AS source_system, ts_.name AS target_system, g.frequency,
-               g.total_wait_seconds, g.q[1] AS median_seconds, g.q[2] AS p90_seconds, g.share_of_waiting
-        FROM g JOIN activities sa ON sa.activity_id = g.src_id JOIN activities ta ON ta.activity_id = g.tgt_id
-             JOIN sources ss ON ss.source_id = g.src_source_id JOIN sources ts_ ON ts_.source_id = g.tgt_source_id
-        ORDER BY g.total_wait_seconds DESC""", params)
-    weeks = _df(con, w + f""",
-        topa AS (SELECT tgt_id FROM w GROUP BY tgt_id ORDER BY sum(wait) DESC LIMIT {int(activity_top)}),
-        g AS (SELECT date_trunc('week', tgt_ts) AS week, tgt_id, count(*) AS events, median(wait) AS median_seconds
-              FROM w WHERE tgt_id IN (SELECT tgt_id FROM topa) GROUP BY ALL)
-        SELECT g.week, a.name AS activity, g.events, g.median_seconds
-        FROM g JOIN activities a ON a.activity_id = g.tgt_id ORDER BY g.week, activity""", params)
-    resources = _df(con, w + f"""
-        SELECT coalesce(tgt_resource, '(none)') AS resource, count(*) AS events, sum(wait) AS total_wait_seconds,
-               median(wait) AS median_seconds, sum(wait) / sum(sum(wait)) OVER () AS share_of_waiting
-        FROM w GROUP BY 1 ORDER BY total_wait_seconds DESC LIMIT {int(resource_top)}""", params)
-    return {"handoffs": handoffs, "weeks": weeks, "resources": resources}
+    groups = _df(con, with_ + f"""
+        w AS (SELECT d.src_id, d.tgt_id, d.src_source_id, d.tgt_source_id, d.tgt_resource,
+                     date_trunc('week', d.tgt_ts) AS week, epoch(d.tgt_ts) - epoch(d.src_ts) AS wait
+              FROM an_edges d{keep})
+        SELECT GROUPING(src_id, week, tgt_resource) AS kind, src_id, tgt_id, src_source_id, tgt_source_id, week,
+               tgt_resource, count(*) AS n, sum(wait) AS total, quantile_cont(wait, [0.5, 0.9]) AS q
+        FROM w GROUP BY GROUPING SETS ((src_id, tgt_id, src_source_id, tgt_source_id), (week, tgt_id), (tgt_resource))
+        """, params)
+    activity = dict(con.execute("SELECT activity_id, name FROM activities").fetchall())
+    system = dict(con.execute("SELECT source_id, name FROM sources").fetchall())
+    # GROUPING(src_id, week, tgt_resource) is 0b011 for hand-offs, 0b101 for weeks, 0b110 for resources
+    pairs, weeks, res = (groups[groups["kind"] == k] for k in (0b011, 0b101, 0b110))
+    median = [q[0] for q in pairs["q"]]
+    handoffs = pd.DataFrame({
+        "source": pairs["src_id"].map(activity), "target": pairs["tgt_id"].map(activity),
+        "source_system": pairs["src_source_id"].map(system), "target_system": pairs["tgt_source_id"].map(system),
+        "frequency": pairs["n"], "total_wait_seconds": pairs["total"], "median_seconds": median,
+        "p90_seconds": [q[1] for q in pairs["q"]], "share_of_waiting": pairs["total"] / pairs["total"].sum()})
+    handoffs = handoffs.sort_values(["total_wait_seconds", "source", "target", "source_system", "target_system"],
+                                    ascending=[False, True, True, True, True]).head(int(handoff_top))
+    # the activities with the most waiting before them (over all their hand-offs), by week
+    waited = pairs.groupby("tgt_id")["total"].sum().reset_index().sort_values(["total", "tgt_id"], ascending=[False, True])
+    shown = set(waited["tgt_id"].head(int(activity_top)))
+    weeks = weeks[weeks["tgt_id"].isin(shown)]
+    weeks = pd.DataFrame({"week": weeks["week"], "activity": weeks["tgt_id"].map(activity), "events": weeks["n"],
+                          "median_seconds": [q[0] for q in weeks["q"]]}).sort_values(["week", "activity"])
+    resources = pd.DataFrame({
+        "resource": res["tgt_resource"].fillna("(none)"), "events": res["n"], "total_wait_seconds": res["total"],
+        "median_seconds": [q[0] for q in res["q"]], "share_of_waiting": res["total"] / res["total"].sum()})
+    resources = resources.sort_values(["total_wait_seconds", "resource"], ascending=[False, True]).head(int(resource_top))
+    return {name: frame.reset_index(drop=True) for name, frame in
+            (("handoffs", handoffs), ("weeks", weeks), ("resources", resources))}
 
 
 def period_bounds(last_ts: datetime | None, flt: ViewFilter | None, days: int = 28) -> tuple[datetime, datetime]:

@@ -240,3 +240,41 @@ def test_an_analyst_edits_a_rule_on_the_actions_page(monkeypatch, demo, tmp_path
     at.button(key="rule_edit_save").click().run()
     assert not at.exception and any("saved" in s.value for s in at.success), [e.value for e in at.error]
     assert load_settings(db=db, config=config).section("rules")["escalate_stuck"]["mode"] == "approval"
+
+
+@pytest.mark.parametrize("page", ["views/bottlenecks.py", "views/process_map.py"])
+def test_a_pages_main_questions_start_before_it_runs_and_are_the_ones_it_asks(monkeypatch, demo, page):
+    """The router starts a page's main questions with the filter as soon as the filter bar knows it
+    (PageSpec.early); each must be the very question the page asks, or the head start is wasted."""
+    from dashboard import data
+
+    db, config = demo
+    started, asked = [], []
+    real_prefetch, real_get = data.prefetch, data.get
+
+    def prefetch(ref, flt=None, **kwargs):
+        started.append((data._qualified(ref), flt.key() if flt is not None else "", json_key(kwargs)))
+        return real_prefetch(ref, flt, **kwargs)
+
+    def get(ref, flt=None, **kwargs):
+        asked.append((data._qualified(ref), flt.key() if flt is not None else "", json_key(kwargs)))
+        return real_get(ref, flt, **kwargs)
+
+    monkeypatch.setattr(data, "prefetch", prefetch)
+    monkeypatch.setattr(data, "get", get)
+    at = run_page(monkeypatch, db, page, config, params={"source": "WMS"})
+    assert_clean(at, page)
+    from dashboard.views import EARLY, TITLES_BY_PATH
+
+    early = {(data._qualified(ref), json_key(dict(kwargs))) for ref, kwargs in EARLY[TITLES_BY_PATH[page]]}
+    assert early
+    for ref, kwargs in early:
+        filt = [k for r, k, a in started if (r, a) == (ref, kwargs)]
+        assert filt and all('"WMS"' in k for k in filt), (ref, started)
+        assert any((r, a) == (ref, kwargs) and k in filt for r, k, a in asked), (ref, asked)
+
+
+def json_key(kwargs: dict) -> str:
+    import json
+
+    return json.dumps(kwargs, sort_keys=True, default=str)

@@ -53,8 +53,11 @@ def current() -> ViewFilter:
     return st.session_state.get("_flt", ViewFilter())
 
 
-def render() -> ViewFilter:
-    """Draw the filters in the sidebar, sync them with the URL and return the current filter."""
+def render(early: tuple[tuple[str, tuple], ...] = ()) -> ViewFilter:
+    """Draw the filters in the sidebar, sync them with the URL and return the current filter.
+
+    ``early``: the page's main questions ``(ref, kwargs)``, started in the background with the
+    filter as soon as it is known, so they compute while the rest of the bar draws."""
     url = _url_params()
     first = "_flt_written" not in st.session_state
     if first or (url and url != st.session_state.get("_flt_written")):
@@ -110,10 +113,13 @@ def render() -> ViewFilter:
                 attrs.append((attr_name, tuple(sel)))
         attrs.extend(st.session_state.get("flt_attr_extra", ()))
         base = ViewFilter(start=start, end=end, sources=tuple(sel_sources), attrs=tuple(attrs))
-        if not base.is_empty or st.session_state.get("flt_variant"):
+        full = ViewFilter(start=start, end=end, sources=tuple(sel_sources), attrs=tuple(attrs),
+                          variant=st.session_state.get("flt_variant") or None)
+        if not full.is_empty:
             # every analysis page starts with the overview of the filtered cases: compute it meanwhile
-            data.prefetch("overview", ViewFilter(start=start, end=end, sources=tuple(sel_sources), attrs=tuple(attrs),
-                                                 variant=st.session_state.get("flt_variant") or None))
+            data.prefetch("overview", full)
+        for ref, kwargs in early:
+            data.prefetch(ref, full, **dict(kwargs))  # the page asks with this filter, empty or not
         variants = data.attempt("top_variants", base, top=20, times=False).value
         options = [""]
         labels = {"": "(any)"}

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+#: A page's main question: (query ref, keyword arguments), asked with the page's filter. The
+#: router starts a page's main questions as soon as the filter is known (``PageSpec.early``), so
+#: they compute while the filter bar and the page's header draw; the page asks the same ones.
+Question = tuple[str, tuple[tuple[str, Any], ...]]
+BOTTLENECK_WAITS: Question = ("bottleneck_waits", (("handoff_top", 30), ("activity_top", 15), ("resource_top", 30)))
+PROCESS_MAP: Question = ("dashboard.engines:process_map", ())
+MAP_VARIANTS: Question = ("top_variants", (("top", 50),))
 
 
 @dataclass(frozen=True)
@@ -15,6 +24,7 @@ class PageSpec:
     permission: str = "read"
     default: bool = False
     plotly: bool = False  # draws Plotly charts: its browser side needs Plotly's front-end bundle
+    early: tuple[Question, ...] = ()  # main questions, started before the page runs
 
 
 PAGES = [
@@ -22,9 +32,11 @@ PAGES = [
     PageSpec("views/stuck.py", "Stuck work", ":material/pending_actions:", "stuck", "Operations"),
     PageSpec("views/case.py", "Case", ":material/receipt_long:", "case", "Operations", plotly=True),
     PageSpec("views/actions.py", "Actions", ":material/bolt:", "actions", "Operations"),
-    PageSpec("views/process_map.py", "Process map", ":material/account_tree:", "process-map", "Analysis"),
+    PageSpec("views/process_map.py", "Process map", ":material/account_tree:", "process-map", "Analysis",
+             early=(PROCESS_MAP, MAP_VARIANTS)),
     PageSpec("views/conformance.py", "Conformance & exceptions", ":material/rule:", "conformance", "Analysis", plotly=True),
-    PageSpec("views/bottlenecks.py", "Bottlenecks", ":material/hourglass_bottom:", "bottlenecks", "Analysis", plotly=True),
+    PageSpec("views/bottlenecks.py", "Bottlenecks", ":material/hourglass_bottom:", "bottlenecks", "Analysis", plotly=True,
+             early=(BOTTLENECK_WAITS,)),
     PageSpec("views/data_sources.py", "Data", ":material/database:", "data", "Admin"),
 ]
 
@@ -32,3 +44,7 @@ PAGES = [
 BY_URL = {p.url_path: p.path for p in PAGES}
 #: titles of the pages that draw Plotly charts
 PLOTLY_TITLES = {p.title for p in PAGES if p.plotly}
+#: title -> the page's main questions
+EARLY = {p.title: p.early for p in PAGES if p.early}
+#: file -> title
+TITLES_BY_PATH = {p.path: p.title for p in PAGES}

@@ -7,12 +7,12 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.components import fmt, layout
+from dashboard.views import BOTTLENECK_WAITS
 
 flt, ov = layout.analysis_page("Bottlenecks", "Where cases wait, and between whom")
 
 # the three tabs' tables in one session and one pass over the events
-waits = layout.outcome(data.attempt("bottleneck_waits", flt, handoff_top=30, activity_top=15, resource_top=30),
-                       "Waiting times") or {}
+waits = layout.outcome(data.attempt(BOTTLENECK_WAITS[0], flt, **dict(BOTTLENECK_WAITS[1])), "Waiting times") or {}
 tab_edge, tab_week, tab_res = st.tabs(["By hand-off", "By activity and week", "By resource"])
 with tab_edge:
     hw = waits.get("handoffs")

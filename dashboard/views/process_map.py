@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import auth, data
 from dashboard.components import fmt, layout, nav, processmap
+from dashboard.views import MAP_VARIANTS, PROCESS_MAP
 
 flt, ov = layout.analysis_page("Process map", "How cases really flow: the directly-follows map and its variants")
 
@@ -20,7 +21,7 @@ with tab_map:
                           help="Keep the most frequent activities")
     path_pct = c[2].slider("Paths", 5, 100, 40, step=5, format="%d%%", key="map_paths",
                            help="Keep the most frequent connections (each activity keeps its strongest in and out)")
-    pm = layout.outcome(data.attempt("dashboard.engines:process_map", flt), "The process map")
+    pm = layout.outcome(data.attempt(PROCESS_MAP[0], flt, **dict(PROCESS_MAP[1])), "The process map")
     if pm is not None:
         acts, edges = processmap.simplify(pm["activities"], pm["edges"], act_pct / 100, path_pct / 100)
         st.caption(f"{len(acts):,} of {len(pm['activities']):,} activities, "
@@ -35,7 +36,7 @@ with tab_map:
             st.dataframe(table, hide_index=True)
 
 with tab_var:
-    var = layout.outcome(data.attempt("top_variants", flt, top=50), "Variants")
+    var = layout.outcome(data.attempt(MAP_VARIANTS[0], flt, **dict(MAP_VARIANTS[1])), "Variants")
     if var is not None and not var.empty:
         table = pd.DataFrame({
             "#": range(1, len(var) + 1), "cases": var["cases"], "share": var["share"] * 100,
@@ -58,7 +59,7 @@ with tab_model:
     model = data.attempt("dashboard.engines:model_steps", config=nav.config())
     steps = layout.outcome(model, "The reference model")
     if steps is not None:
-        waits = data.attempt("dashboard.engines:process_map", flt).value
+        waits = data.attempt(PROCESS_MAP[0], flt, **dict(PROCESS_MAP[1])).value
         if waits is not None and not steps.empty:
             e = waits["edges"]
             if "median_seconds" in e:
