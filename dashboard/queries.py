@@ -465,11 +465,10 @@ def _bottleneck_waits_from_edges(con: duckdb.DuckDBPyConnection, flt: ViewFilter
     system = dict(con.execute("SELECT source_id, name FROM sources").fetchall())
     # GROUPING(src_id, week, tgt_resource) is 0b011 for hand-offs, 0b101 for weeks, 0b110 for resources
     pairs, weeks, res = (groups[groups["kind"] == k] for k in (0b011, 0b101, 0b110))
-    median = [q[0] for q in pairs["q"]]
     handoffs = pd.DataFrame({
         "source": pairs["src_id"].map(activity), "target": pairs["tgt_id"].map(activity),
         "source_system": pairs["src_source_id"].map(system), "target_system": pairs["tgt_source_id"].map(system),
-        "frequency": pairs["n"], "total_wait_seconds": pairs["total"], "median_seconds": median,
+        "frequency": pairs["n"], "total_wait_seconds": pairs["total"], "median_seconds": [q[0] for q in pairs["q"]],
         "p90_seconds": [q[1] for q in pairs["q"]], "share_of_waiting": pairs["total"] / pairs["total"].sum()})
     handoffs = handoffs.sort_values(["total_wait_seconds", "source", "target", "source_system", "target_system"],
                                     ascending=[False, True, True, True, True]).head(int(handoff_top))

@@ -486,15 +486,6 @@ class Loader:
             # of one record compare equal whichever other fields appear in the same export)
             attrs = f"json_merge_patch('{{}}', {attrs})"
         corr = text(m.correlation.key) if m.correlation else "NULL"
-        # [ingest files, issue 2] a source that knows each row's exact physical line (CSV with
-        # quoted newlines, blank lines or rows its reader skipped) gives it in __pl_line.
-        position = f"rn + {batch.position_offset}"
-        if f"{RESERVED}line" in cols:
-            line = f"r.{RESERVED}line"
-        elif batch.line_offset is not None:
-            line = f"rn + {batch.line_offset}"
-        else:
-            line = "NULL"
         mapped = {
             "case_id": text(m.case),
             "activity": activity,
@@ -510,17 +501,19 @@ class Loader:
             "case_attrs": struct(case_attr_cols, as_json=False),
             "src_location": f"r.{RESERVED}location" if f"{RESERVED}location" in cols else "NULL::VARCHAR",
         }
-        if line.startswith("r."):
-            mapped["line"] = line
         # Only what varies is stored. Unmapped roles (constant NULLs), the position and the line
         # (row number plus an offset) are added on read by the view ``_norm`` over ``_norm_rows``:
         # a temp table keeps its columns uncompressed, so each constant would cost 6-16 bytes a row.
         keep = {"activity", "ts", "ts_raw", "start_raw"} | ({"case_id", "corr_value"} if m.correlation else set())
         derived = {name: expr for name, expr in mapped.items()
                    if name not in keep and expr in ("NULL", "NULL::VARCHAR")}
-        derived["position"] = position
-        if not line.startswith("r."):
-            derived["line"] = line
+        derived["position"] = f"rn + {batch.position_offset}"
+        # [ingest files, issue 2] a source that knows each row's exact physical line (CSV with
+        # quoted newlines, blank lines or rows its reader skipped) gives it in __pl_line.
+        if f"{RESERVED}line" in cols:
+            mapped["line"] = f"r.{RESERVED}line"
+        else:
+            derived["line"] = f"rn + {batch.line_offset}" if batch.line_offset is not None else "NULL"
         inner = ",\n                ".join(f"{expr} AS {name}" for name, expr in mapped.items())
         drop = ", ".join(["ts_raw", "start_raw", *(n for n in derived if n in mapped)])
         self.con.execute(

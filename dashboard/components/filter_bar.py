@@ -7,6 +7,7 @@ the session's filter. Page switches drop the query string, so an empty one keeps
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import streamlit as st
@@ -113,8 +114,7 @@ def render(early: tuple[tuple[str, tuple], ...] = ()) -> ViewFilter:
                 attrs.append((attr_name, tuple(sel)))
         attrs.extend(st.session_state.get("flt_attr_extra", ()))
         base = ViewFilter(start=start, end=end, sources=tuple(sel_sources), attrs=tuple(attrs))
-        full = ViewFilter(start=start, end=end, sources=tuple(sel_sources), attrs=tuple(attrs),
-                          variant=st.session_state.get("flt_variant") or None)
+        full = replace(base, variant=st.session_state.get("flt_variant") or None)
         if not full.is_empty:
             # every analysis page starts with the overview of the filtered cases: compute it meanwhile
             data.prefetch("overview", full)
