@@ -579,20 +579,18 @@ def flow_kpis(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start: str
     now_ts = datetime.fromisoformat(now) if now else t1
     cte, params = _case_spans(con, flt, end_activities, idle_days, now_ts, _fresh_aggregates(con))
 
-    def period(a: datetime, b: datetime) -> dict[str, Any]:
-        row = con.execute(cte + """
-            SELECT count(*) FILTER (WHERE first_ts >= ? AND first_ts < ?),
-                   count(*) FILTER (WHERE closed AND last_ts >= ? AND last_ts < ?),
-                   median((epoch(last_ts) - epoch(first_ts))) FILTER (WHERE closed AND last_ts >= ? AND last_ts < ?),
-                   quantile_cont((epoch(last_ts) - epoch(first_ts)), 0.9) FILTER (WHERE closed AND last_ts >= ? AND last_ts < ?),
-                   count(*) FILTER (WHERE first_ts < ? AND (NOT closed OR last_ts >= ?))
-            FROM pc""", params + [a, b] * 4 + [b, b]).fetchone()
-        return {"started": row[0], "completed": row[1], "median_seconds": row[2], "p90_seconds": row[3], "wip": row[4]}
-
-    cur, prev = period(t0, t1), period(p0, t0)
-    open_now = con.execute(cte + " SELECT count(*) FILTER (WHERE NOT closed), count(*) FROM pc", params).fetchone()
-    return {"current": cur, "previous": prev, "open": open_now[0], "cases": open_now[1],
-            "start": t0, "end": t1, "previous_start": p0}
+    # both periods and the open cases in one scan of the case spans
+    period = """count(*) FILTER (WHERE first_ts >= ? AND first_ts < ?),
+                count(*) FILTER (WHERE closed AND last_ts >= ? AND last_ts < ?),
+                median((epoch(last_ts) - epoch(first_ts))) FILTER (WHERE closed AND last_ts >= ? AND last_ts < ?),
+                quantile_cont((epoch(last_ts) - epoch(first_ts)), 0.9) FILTER (WHERE closed AND last_ts >= ? AND last_ts < ?),
+                count(*) FILTER (WHERE first_ts < ? AND (NOT closed OR last_ts >= ?))"""
+    row = con.execute(cte + f"""
+        SELECT {period}, {period}, count(*) FILTER (WHERE NOT closed), count(*) FROM pc""",
+        params + [t0, t1] * 4 + [t1, t1] + [p0, t0] * 4 + [t0, t0]).fetchone()
+    keys = ("started", "completed", "median_seconds", "p90_seconds", "wip")
+    return {"current": dict(zip(keys, row[0:5], strict=True)), "previous": dict(zip(keys, row[5:10], strict=True)),
+            "open": row[10], "cases": row[11], "start": t0, "end": t1, "previous_start": p0}
 
 
 def open_by(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, by: str = "last_source",

@@ -95,6 +95,18 @@ def test_flow_kpis_count_started_and_completed_cases(receipt, receipt_log):
     assert k["current"]["median_seconds"] == pytest.approx((done["max"] - done["min"]).dt.total_seconds().median())
     cases = queries.kpi_cases(receipt, None, "started", start.isoformat(), end.isoformat(), now=now.isoformat())
     assert len(cases) == k["current"]["started"]
+    # the period before, of the same length, and the open cases at ``now`` (idle 30 days = closed)
+    closed = span["max"] < now - pd.Timedelta(days=30)
+    for key, (a, b) in {"current": (start, end), "previous": (start - (end - start), start)}.items():
+        got = k[key]
+        done = span[closed & (span["max"] >= a) & (span["max"] < b)]
+        secs = (done["max"] - done["min"]).dt.total_seconds()
+        assert got["started"] == ((span["min"] >= a) & (span["min"] < b)).sum(), key
+        assert got["completed"] == len(done) > 0, key
+        assert got["median_seconds"] == pytest.approx(secs.median()), key
+        assert got["p90_seconds"] == pytest.approx(secs.quantile(0.9)), key  # linear, as quantile_cont
+        assert got["wip"] == ((span["min"] < b) & (~closed | (span["max"] >= b))).sum(), key
+    assert (k["open"], k["cases"]) == ((~closed).sum(), len(span))
 
 
 def test_handoff_waits_sum_to_all_waiting(receipt, receipt_log):
