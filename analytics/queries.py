@@ -103,9 +103,17 @@ EDGE_MICROS = "(epoch_us(tgt_ts) - epoch_us(src_ts))"
 BUCKETS_PER_OCTAVE = 64
 
 
+#: the bucket of zero (and of any negative duration): below every positive duration's bucket
+ZERO_BUCKET = -32768
+
+
 def bucket_sql(seconds: str) -> str:
-    """The histogram bucket of a duration: -1 for zero, else ``floor(log2(d) * 64)`` (monotone in ``d``)."""
-    return f"CASE WHEN {seconds} <= 0 THEN -1 ELSE CAST(floor(log2({seconds}) * {BUCKETS_PER_OCTAVE}) AS INTEGER) END"
+    """The histogram bucket of a duration, monotone in ``d``: ``ZERO_BUCKET`` for zero, else
+    ``floor(log2(d) * 64)``, at least ``ZERO_BUCKET + 1`` (a duration under a second has a negative
+    logarithm, so zero cannot share the number -1 with them: until migration 0008 it did, and a
+    median over zero and sub-second durations came out wrong)."""
+    return (f"CASE WHEN {seconds} <= 0 THEN {ZERO_BUCKET} ELSE "
+            f"greatest({ZERO_BUCKET + 1}, CAST(floor(log2({seconds}) * {BUCKETS_PER_OCTAVE}) AS INTEGER)) END")
 
 
 def edge_delta_sql(edges: str, sign: int) -> str:

@@ -175,3 +175,61 @@ def test_second_level_tables_from_before_they_existed_are_built_on_refresh(world
     assert not edge_stats_fresh(con) and not case_rows_fresh(con) and is_fresh(con)
     assert refresh(con).mode == "none"
     assert_matches_rebuild(con)
+
+
+def _subsecond_store(path: Path, durations: list[float], first_case: int = 0) -> None:
+    """Append cases A → B whose one pair lasts each of ``durations`` seconds (millisecond timestamps)."""
+    from ingest.api import ingest_file
+    from ingest.store import open_store
+
+    csv = path.with_name(f"subsecond_{first_case}.csv")
+    t0 = datetime(2024, 1, 1, 10)
+    rows = ["case,activity,timestamp"]
+    for i, d in enumerate(durations, start=first_case):
+        rows += [f"c{i:04d},A,{t0.isoformat(sep=' ', timespec='milliseconds')}",
+                 f"c{i:04d},B,{(t0 + timedelta(seconds=d)).isoformat(sep=' ', timespec='milliseconds')}"]
+    csv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with open_store(path) as con:
+        ingest_file(con, csv, progress=False)
+        refresh(con)
+
+
+def _stored_and_exact(path: Path) -> tuple[list, list]:
+    from ingest.store import open_store
+
+    with open_store(path) as con:
+        assert edge_stats_fresh(con)
+        stored = con.execute("SELECT min_seconds, median_seconds, p90_seconds, max_seconds FROM an_edge_stats").fetchall()
+        exact = con.execute(
+            """SELECT min(d), quantile_cont(d, 0.5), quantile_cont(d, 0.9), max(d)
+               FROM (SELECT epoch(tgt_ts - src_ts) AS d FROM an_edges)""").fetchall()
+    return stored, exact
+
+
+def test_zero_and_subsecond_durations_keep_the_quantiles_exact(tmp_path):
+    """Zero sorts below every sub-second duration (whose logarithm is negative): the histogram must
+    not put them in one bucket number, or min and median come from the wrong place."""
+    db = tmp_path / "subsecond.duckdb"
+    _subsecond_store(db, [0, 0, 0.25, 0.5, 0.5, 2, 0.75])  # first load: a rebuild
+    stored, exact = _stored_and_exact(db)
+    assert stored == exact and exact[0][:2] == (0.0, 0.5)
+    _subsecond_store(db, [0, 0.001, 0.125, 0, 0, 3.5], first_case=100)  # an incremental refresh
+    stored, exact = _stored_and_exact(db)
+    assert stored == exact and exact[0][0] == 0.0
+
+
+def test_migration_0008_rebuilds_edge_statistics_kept_with_the_old_buckets(tmp_path):
+    from ingest.store import open_store
+
+    db = tmp_path / "old.duckdb"
+    _subsecond_store(db, [0, 0, 0.25, 0.5, 0.5, 2, 0.75])
+    with open_store(db) as con:  # the statistics as the old buckets left them: zero in bucket -1
+        con.execute("UPDATE an_edge_stats SET min_seconds = 0.25, median_seconds = 0.75")
+        con.execute("DELETE FROM schema_migrations WHERE version = 8")
+    with open_store(db) as con:  # a writer applies 0008: the statistics are stale, not used
+        assert not edge_stats_fresh(con) and is_fresh(con)
+        edges = dfg(con).edges
+        assert edges["median_seconds"].tolist() == [0.5] and edges["min_seconds"].tolist() == [0.0]
+        refresh(con)  # and rebuilt by the next refresh
+    stored, exact = _stored_and_exact(db)
+    assert stored == exact
