@@ -211,8 +211,21 @@ class Filter:
             parts.append(f"{event_attr_expr(alias, name)} IN ({lits([str(v) for v in values])})")
         return " AND ".join(parts)
 
-    def case_where(self, cs: str = "cs0", ev: str = "ev0", ed: str = "ed0") -> str:
-        """Condition on the case summaries ``cs`` (columns of ``an_cases``) for stage 2, without variants."""
+    @property
+    def source_names(self) -> list[str] | None:
+        """The source systems of a filter on them alone (cases with an event from one of them), else None."""
+        if self.event_attribute_mode != "cases" or len(self.event_attributes) != 1:
+            return None
+        name, values = next(iter(self.event_attributes.items()))
+        if name not in ("source", "source_system"):
+            return None
+        return [str(v) for v in (values if isinstance(values, list) else [values])]
+
+    def case_where(self, cs: str = "cs0", ev: str = "ev0", ed: str = "ed0", source_mask: int | None = None) -> str:
+        """Condition on the case summaries ``cs`` (columns of ``an_cases``) for stage 2, without variants.
+
+        ``source_mask``: the ``source_mask`` bits of :attr:`source_names`, when every one of them has a
+        bit; the source condition is then a bit test on ``cs`` instead of a scan of the events."""
         conds = []
         f, t = self._from, self._to
         if self.time_mode != "trim" and (f or t):
@@ -232,7 +245,10 @@ class Filter:
             expr = "case_id" if name in ("case_id", "case:concept:name") else f"json_extract_string(attrs, {lit(_json_path(name))})"
             conds.append(f"{cs}.case_key IN (SELECT case_key FROM cases WHERE {expr} IN ({lits([str(v) for v in values])}))")
         if self.event_attributes and self.event_attribute_mode == "cases":
-            conds.append(f"{cs}.case_key IN (SELECT case_key FROM {ev} e WHERE {self._event_attr_cond('e')})")
+            if source_mask is not None and self.source_names is not None:
+                conds.append(f"({cs}.source_mask & {int(source_mask)}::UBIGINT) <> 0")
+            else:
+                conds.append(f"{cs}.case_key IN (SELECT case_key FROM {ev} e WHERE {self._event_attr_cond('e')})")
         for name in self.activities_present:
             conds.append(f"{cs}.case_key IN (SELECT case_key FROM {ev} WHERE activity_id = {activity_id_sql(name)})")
         if self.activities_absent:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import duckdb
 
 from analytics.filters import Filter
-from analytics.queries import cases_sql, edges_sql
+from analytics.queries import SOURCE_BIT_SQL, SOURCE_MASK_BITS, cases_sql, edges_sql
 
 
 @dataclass
@@ -48,7 +48,7 @@ def plan(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, use_aggregat
         ctes.append(("cs0t", cases_sql("ev0", with_trace=True)))
         ctes.append(("cs0", "SELECT * EXCLUDE (trace) FROM cs0t"))
         ctes.append(("ed0", edges_sql("ev0", first_in_case=False)))
-    case_where = flt.case_where()
+    case_where = flt.case_where(source_mask=source_mask(con, flt.source_names, fast))
     filtered = case_where != "TRUE" or flt.has_variant_rank
     if filtered:
         ctes.append(("kc1", f"SELECT case_key, variant_id FROM cs0 WHERE {case_where}"))
@@ -77,6 +77,20 @@ def plan(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, use_aggregat
     else:
         ctes.append(("vt", "SELECT DISTINCT variant_id, trace FROM cs0t"))
     return Plan(ctes=ctes, fast=fast, filtered=filtered)
+
+
+def source_mask(con: duckdb.DuckDBPyConnection, names: list[str] | None, fast: bool) -> int | None:
+    """The case-summary bits (``source_mask``) of the sources ``names``; None when one of them has no bit
+    (its id is 64 or more) or the summaries read have no such column (a store from before migration 0007)."""
+    if names is None:
+        return None
+    if fast and not con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'an_cases' "
+                                "AND column_name = 'source_mask'").fetchall()[0][0]:
+        return None
+    mask, unbitted = con.execute(
+        f"SELECT coalesce(bit_or({SOURCE_BIT_SQL}), 0), count(*) FILTER (WHERE source_id >= {SOURCE_MASK_BITS}) "
+        "FROM sources WHERE name IN (SELECT unnest(?::VARCHAR[]))", [names]).fetchall()[0]
+    return None if unbitted else int(mask)
 
 
 def activity_names(con: duckdb.DuckDBPyConnection) -> dict[int, str]:

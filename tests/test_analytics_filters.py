@@ -104,6 +104,28 @@ def test_event_attribute_values_cases_and_events(con, world):
     assert sum(got.activities.values()) == len(hit)
 
 
+@pytest.mark.parametrize("names", [["WMS"], ["PSP", "Helpdesk"], ["no such system"], ["WMS", "no such system"]])
+def test_cases_with_an_event_from_source_systems(con, world, names):
+    """Answered by a bit test on the case summaries' source bits; the same cases as the events say,
+    and the same map as the event scan (the condition without the bits)."""
+    from analytics import plan as plan_mod
+
+    c, agg = con
+    ev = world[1]
+    flt = Filter(event_attributes={"source": names})
+    assert plan_mod.source_mask(c, flt.source_names, agg) is not None  # the bit test is what runs
+    assert selected(c, agg, flt) == set(ev.case_id[ev.source.isin(names)])
+    with_bits = dfg(c, flt, use_aggregates=agg)
+    original = plan_mod.source_mask
+    try:
+        plan_mod.source_mask = lambda *_a: None
+        scanned = dfg(c, flt, use_aggregates=agg)
+    finally:
+        plan_mod.source_mask = original
+    pd.testing.assert_frame_equal(with_bits.edges, scanned.edges)
+    assert (with_bits.start_activities, with_bits.cases) == (scanned.start_activities, scanned.cases)
+
+
 def test_activities_present_absent_and_follows(con, world):
     c, agg = con
     s = summaries(world[1])
