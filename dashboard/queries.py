@@ -696,12 +696,13 @@ def on_time_share(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start:
 
 
 def _source_mask(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> int | None:
-    """The ``an_cases.source_mask`` bits of these sources; None when there are none or a source has no bit."""
-    if not names or not _all_sources_have_bits(con):
+    """The ``an_cases.source_mask`` bits of these sources; None when there are none or a source has no bit
+    (the analytics engine's own :func:`analytics.plan.source_mask`, on the maintained summaries)."""
+    if not names:
         return None
-    ids = con.execute(f"SELECT source_id FROM sources WHERE name IN ({', '.join('?' for _ in names)})",
-                      list(names)).fetchall()
-    return sum(1 << i for i in {r[0] for r in ids})
+    from analytics.plan import source_mask
+
+    return source_mask(con, list(names), fast=True)
 
 
 def selected_case_keys(con: duckdb.DuckDBPyConnection, flt: ViewFilter) -> Any:
