@@ -217,3 +217,17 @@ def test_the_default_memory_cap_grows_with_the_input_and_stays_bounded():
     big = mb(default_memory(700 << 20))  # a 700 MB CSV: about 1.5 times its size
     assert big // (1 << 20) == max(floor, min(1050 << 20, ram // 8)) // (1 << 20)
     assert mb(default_memory(1 << 50)) <= ram // 8 + (1 << 20)  # never more than an eighth of memory
+
+
+def test_case_ids_stay_unique_across_batches_runs_and_sources(store):
+    """cases.case_id has no UNIQUE index (migration 9): the loader alone keeps each id once."""
+    load(store, table(range(40)), table(range(40, 90), cases=11))  # the second batch adds c7..c10
+    load(store, table(range(90, 120), cases=13))                     # a later run adds c11, c12
+    other = Mapping(case="case", activity="activity", timestamp="ts", record_id="id")
+    Loader(store, job="other", source="T", kind="test", mapping=other, progress=False).run(
+        [Batch("_o", data=table(range(500, 530), cases=15), location="memory")])  # another source adds c13, c14
+    n, distinct, keys = store.execute(
+        "SELECT count(*), count(DISTINCT case_id), count(DISTINCT case_key) FROM cases").fetchone()
+    assert n == distinct == keys == 15
+    assert store.execute("SELECT count(*) FROM events e LEFT JOIN cases c USING (case_key) "
+                         "WHERE c.case_id IS NULL").fetchone()[0] == 0

@@ -70,3 +70,38 @@ def test_a_busy_store_makes_openers_wait_then_fail_with_a_hint(db_path):
         holder.wait(timeout=30)
     con = connect(db_path, timeout=5)  # released: opening works again
     con.close()
+
+
+def test_migration_9_rebuilds_cases_without_the_case_id_index(db_path, monkeypatch):
+    """A store from before migration 9 keeps its cases, events and the event_log view; the
+    UNIQUE index on case_id is gone, and later loads still create each case id once."""
+    import pyarrow as pa
+
+    import ingest.store as store_module
+    from ingest.loader import Batch, Loader
+    from ingest.mapping import Mapping
+
+    def load(con, cases: list[str], first_id: int) -> None:
+        rows = pa.table({"id": [f"r{first_id + i}" for i in range(len(cases))], "case": cases,
+                         "activity": ["A"] * len(cases),
+                         "ts": [f"2024-01-01 00:00:{i:02d}" for i in range(len(cases))]})
+        m = Mapping(case="case", activity="activity", timestamp="ts", record_id="id")
+        Loader(con, "j", "S", "test", m, progress=False).run([Batch("_r", data=rows, location="x")])
+
+    shipped = migrations()
+    monkeypatch.setattr(store_module, "migrations", lambda: [m for m in shipped if m[0] < 9])
+    with open_store(db_path) as con:
+        load(con, ["c2", "c1", "c2", "c3"], 0)
+        before = con.execute("SELECT * FROM event_log ORDER BY event_id").fetchall()
+        cases_before = con.execute("SELECT * FROM cases ORDER BY case_key").fetchall()
+        assert con.execute("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'cases' "
+                           "AND constraint_type = 'UNIQUE'").fetchone()[0] == 1
+    monkeypatch.setattr(store_module, "migrations", lambda: shipped)
+    with open_store(db_path) as con:
+        assert con.execute("SELECT * FROM event_log ORDER BY event_id").fetchall() == before
+        assert con.execute("SELECT * FROM cases ORDER BY case_key").fetchall() == cases_before
+        assert con.execute("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'cases' "
+                           "AND constraint_type = 'UNIQUE'").fetchone()[0] == 0
+        load(con, ["c3", "c4", "c1", "c4"], 100)
+        n, distinct = con.execute("SELECT count(*), count(DISTINCT case_id) FROM cases").fetchone()
+        assert (n, distinct) == (4, 4)
