@@ -159,7 +159,7 @@ def ingest_file(
     if kind == "csv":
         preview = csv_file.preview_relation(con, path, sep=sep)
         cols = _describe(con, preview)
-        open_batches = lambda keys: csv_file.batches(con, path, keys, sep=sep, allow_empty=False)  # noqa: E731
+        open_batches = lambda keys: csv_file.batches(con, path, keys, sep=sep, allow_empty=False, stream=True)  # noqa: E731
     elif kind == "parquet":
         preview = parquet_file.relation(path)
         cols = _describe_or_fail(con, preview, path, "Parquet")

@@ -207,7 +207,8 @@ def source_batches(con: duckdb.DuckDBPyConnection, spec: JobSpec) -> Iterator[Ba
     if spec.kind == "csv":
         from ingest.sources import csv_file
 
-        yield from csv_file.batches(con, spec.path, spec.mapping.key_columns, sep=o.get("sep"), encoding=o.get("encoding"))
+        yield from csv_file.batches(con, spec.path, spec.mapping.key_columns, sep=o.get("sep"),
+                                     encoding=o.get("encoding"), stream=True)
     elif spec.kind == "parquet":
         from ingest.sources import parquet_file
 

@@ -83,6 +83,14 @@ class Batch:
     # the relation is a temp table the source made for this batch only: the loader drops it as
     # soon as its rows are mapped, instead of holding it (and its copies) until the end
     disposable: bool = False
+    # Streamed: the relation is read once, straight into the mapped rows, without a copy of the
+    # source rows. Records are numbered in the order read (``line_offset`` gives their lines), so
+    # the read must turn out clean: ``verify(n_rows)`` says whether it was (the CSV reader skipped
+    # nothing, one line per record), and the loader itself requires that no row is rejected and no
+    # key value needs trimming. Otherwise the loader sets ``withdrawn`` and loads nothing; the
+    # source then yields the same records again, materialised, for the careful path.
+    verify: Callable[[int], bool] | None = None
+    withdrawn: bool = False
 
 
 class IngestMemoryError(ProcesslensError):
@@ -334,6 +342,8 @@ class Loader:
 
     def _load_batch(self, batch: Batch) -> int:
         n = self._load_records(batch) if batch.relation else self._reject_only(batch)
+        if batch.withdrawn:
+            return 0
         if batch.file_sha256:
             self._mark_file(batch.location, batch.file_sha256, batch.file_size)
         for path, sha, size in batch.files:
@@ -384,7 +394,15 @@ class Loader:
                 )
             n_source_rejects = self._write_source_rejects(batch)
             self._disposable = relation if batch.disposable and relation.isidentifier() else None
-            if f"{RESERVED}rn" in cols:
+            if batch.verify is not None:
+                # streamed: the relation is read once, by the mapping itself (see Batch.verify)
+                con.execute(f"CREATE OR REPLACE TEMP VIEW _raw AS SELECT * FROM {relation}")
+                self._normalise(batch, cols, streamed=True)
+                n = self._streamed_rows(batch)
+                if n is None:
+                    batch.withdrawn = True
+                    return 0
+            elif f"{RESERVED}rn" in cols:
                 # the source numbers its rows itself (Parquet's file row number, an Arrow column):
                 # read it in place, no copy
                 con.execute(f"CREATE OR REPLACE TEMP VIEW _raw AS SELECT * FROM {relation}")
@@ -396,11 +414,13 @@ class Loader:
             else:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE _raw AS SELECT *, row_number() OVER () - 1 AS {RESERVED}rn "
                             f"FROM {relation}")
-            n = con.execute("SELECT count(*) FROM _raw").fetchone()[0]
+            if batch.verify is None:
+                n = con.execute("SELECT count(*) FROM _raw").fetchone()[0]
             res.rows_read += n + n_source_rejects
             res.rows_rejected += n_source_rejects
             if n:
-                self._normalise(batch, cols)
+                if batch.verify is None:
+                    self._normalise(batch, cols)
                 self._apply()
         finally:
             if registered:
@@ -448,13 +468,17 @@ class Loader:
         return to_utc_expr(f"r.{quote_ident(column)}", ctype, self._formats[column], self.mapping.timezone,
                            trim=column in self._padded_cols)
 
-    def _normalise(self, batch: Batch, cols: dict[str, str]) -> None:
+    def _normalise(self, batch: Batch, cols: dict[str, str], streamed: bool = False) -> None:
         m = self.mapping
         q = quote_ident
 
-        self._padded_cols = self._padded(
-            [m.case, m.activity, m.timestamp, m.start_timestamp, m.lifecycle, m.resource, m.record_id,
-             m.correlation.key if m.correlation else None], cols)
+        keys = [m.case, m.activity, m.timestamp, m.start_timestamp, m.lifecycle, m.resource, m.record_id,
+                m.correlation.key if m.correlation else None]
+        # a streamed batch is not scanned twice: its text is taken as it is and checked afterwards
+        # (_streamed_rows), on the mapped rows
+        self._padded_cols = (self._padded(keys, cols) if not streamed else
+                             {c for c in keys if c and cols.get(c, "").upper() != "VARCHAR"
+                              and not _prints_unpadded(cols.get(c, ""))})
 
         def text(col: str | None) -> str:
             if not col:
@@ -507,13 +531,18 @@ class Loader:
         keep = {"activity", "ts", "ts_raw", "start_raw"} | ({"case_id", "corr_value"} if m.correlation else set())
         derived = {name: expr for name, expr in mapped.items()
                    if name not in keep and expr in ("NULL", "NULL::VARCHAR")}
-        derived["position"] = f"rn + {batch.position_offset}"
+        # a streamed batch numbers its records by the order they were read, which is the order
+        # the mapped rows were stored in (row ids; the first is read after the insert)
+        rn = "rowid - {first}" if streamed else "rn"
+        if streamed:
+            derived["rn"] = rn
+        derived["position"] = f"{rn} + {batch.position_offset}"
         # [ingest files, issue 2] a source that knows each row's exact physical line (CSV with
         # quoted newlines, blank lines or rows its reader skipped) gives it in __pl_line.
         if f"{RESERVED}line" in cols:
             mapped["line"] = f"r.{RESERVED}line"
         else:
-            derived["line"] = f"rn + {batch.line_offset}" if batch.line_offset is not None else "NULL"
+            derived["line"] = f"{rn} + {batch.line_offset}" if batch.line_offset is not None else "NULL"
         inner = ",\n                ".join(f"{expr} AS {name}" for name, expr in mapped.items())
         drop = ", ".join(["ts_raw", "start_raw", *(n for n in derived if n in mapped)])
         self.con.execute(
@@ -537,16 +566,36 @@ class Loader:
               END AS reject_field
             FROM (
               SELECT
-                {inner},
-                r.{RESERVED}rn AS rn
+                {inner}{"" if streamed else f", r.{RESERVED}rn AS rn"}
               FROM {raw_from}
             )
             """
         )
         self._norm_derived = ", ".join(f"{expr} AS {name}" for name, expr in derived.items())
+        if streamed:
+            first = self.con.execute("SELECT coalesce(min(rowid), 0) FROM _norm_rows").fetchall()[0][0]
+            self._norm_derived = self._norm_derived.replace("{first}", str(int(first)))
         self._norm_view()
         self._location = batch.location
         self._row_location = f"{RESERVED}location" in cols
+        self._streamed = streamed  # a streamed batch reaches _apply only without rejects
+
+    def _streamed_rows(self, batch: Batch) -> int | None:
+        """The number of records of a streamed batch, or None when it must be withdrawn: a row
+        was rejected (its source record is needed, and only the careful path keeps it), a mapped
+        text value has leading or trailing spaces (the careful path trims them), or the source
+        says the read was not clean."""
+        stored = {r[0] for r in self.con.execute("DESCRIBE _norm_rows").fetchall()}
+        text = [c for c in ("case_id", "activity", "resource", "lifecycle", "record_id", "corr_value") if c in stored]
+        prefix = self.mapping.activity_prefix
+        checks = [f"bool_or({c} LIKE ' %' OR {c} LIKE '% ')" if not (c == "activity" and prefix) else
+                  f"bool_or(starts_with(activity, {quote_literal(prefix + ' ')}) OR activity LIKE '% ')"
+                  for c in text]
+        n, rejected, *padded = self.con.execute(
+            f"SELECT count(*), count(reject_reason){''.join(', ' + c for c in checks)} FROM _norm_rows").fetchall()[0]
+        if rejected or any(padded) or not batch.verify(n):
+            return None
+        return n
 
     def _norm_view(self) -> None:
         """``_norm``: the mapped rows with every column, the derived ones computed on read."""
@@ -559,7 +608,7 @@ class Loader:
     def _apply(self) -> None:
         con, res, sid, run_id = self.con, self.result, self.source_id, self.result.run_id
         location = f"coalesce(r.{RESERVED}location, ?)" if self._row_location else "?"
-        rejected = con.execute(
+        rejected = 0 if self._streamed else con.execute(
             f"""
             INSERT INTO rejects (run_id, source_id, location, line, record_key, field, reason, raw)
             SELECT ?, ?, {location}, n.line, n.record_id, n.reject_field, n.reject_reason, to_json(r)

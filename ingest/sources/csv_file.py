@@ -161,6 +161,11 @@ def collect_csv_rejects(con: duckdb.DuckDBPyConnection) -> list[dict]:
     return out
 
 
+def _byte_encoded(encoding: str) -> bool:
+    """One byte per newline: lines can be counted in the raw bytes."""
+    return encoding.replace("_", "-").lower() in {"utf-8", "latin-1", "iso-8859-1"}
+
+
 def count_physical_lines(path: Path) -> int:
     """Lines in a byte-oriented (UTF-8 / latin-1) file; a last line without newline counts."""
     n, last = 0, b"\n"
@@ -206,8 +211,7 @@ def _attach_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, sep
     simply consecutive (no column needed), else None after adding ``__pl_line``."""
     n_good = con.execute("SELECT count(*) FROM _csv_data").fetchall()[0][0]
     reject_ordinals = [r["line"] for r in rejects]
-    byte_encoding = encoding.replace("_", "-").lower() in {"utf-8", "latin-1", "iso-8859-1"}
-    if byte_encoding and count_physical_lines(path) == 1 + n_good + len(rejects):
+    if _byte_encoded(encoding) and count_physical_lines(path) == 1 + n_good + len(rejects):
         # one line per record, no blank lines: DuckDB's ordinals are physical lines
         if not rejects:
             return 2
@@ -268,6 +272,28 @@ def _materialise(con: duckdb.DuckDBPyConnection, path: Path, rel: str, encoding:
         ) from exc
 
 
+def _has_reject_tables(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a read with ``store_rejects`` made DuckDB's reject tables (asked without an error,
+    which would abort the loader's transaction)."""
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'reject_errors'").fetchall()[0][0])
+
+
+def _clear_reader_rejects(con: duckdb.DuckDBPyConnection) -> None:
+    if _has_reject_tables(con):
+        con.execute("DELETE FROM reject_errors")
+        con.execute("DELETE FROM reject_scans")
+
+
+def _read_cleanly(con: duckdb.DuckDBPyConnection, path: Path, n_rows: int, allow_empty: bool) -> bool:
+    """Whether a streamed read gave every record of the file: the reader skipped none, and the
+    file has one line per record after the header (so record i is on line i + 2)."""
+    if not n_rows and not allow_empty:
+        return False  # the careful path says what is wrong with the file
+    if _has_reject_tables(con) and con.execute("SELECT count(*) FROM reject_errors").fetchall()[0][0]:
+        return False
+    return count_physical_lines(path) == 1 + n_rows
+
+
 def batches(
     con: duckdb.DuckDBPyConnection,
     path: str | Path,
@@ -275,11 +301,18 @@ def batches(
     sep: str | None = None,
     encoding: str | None = None,
     allow_empty: bool = True,
+    stream: bool = False,
 ) -> Iterator[Batch]:
     """One batch for the whole file: DuckDB reads it in parallel; the loader inserts set-wise.
 
     ``allow_empty=False`` turns a header-only file into an error (one-off imports); jobs that
     poll exports may accept empty ones.
+
+    ``stream=True`` (for a consumer that honours ``Batch.verify``, i.e. the loader) first offers
+    the file streamed: read once, straight into the mapped rows. Most exports read cleanly and
+    are done then. If the loader withdraws it (the reader skipped rows, records span lines, a row
+    is rejected or a key has edge spaces), the file is read again into a table, the careful path
+    that keeps every source row for rejects and finds each record's physical line.
     """
     path = Path(path)
     if not path.exists():
@@ -296,6 +329,15 @@ def batches(
             "rename the duplicate columns in the export so each name is unique, then import again", line=1,
         )
     varchar = [c for c in key_columns if c in header]
+    if stream and _byte_encoded(encoding) and not path.name.lower().endswith(".gz"):
+        _clear_reader_rejects(con)
+        batch = Batch(relation=relation(path, sep, encoding, quote, varchar_columns=varchar), location=str(path),
+                      line_offset=2, verify=lambda n: _read_cleanly(con, path, n, allow_empty))
+        batch.extra = {"duplicate_headers": dups, "encoding": encoding, "sep": sep}  # type: ignore[attr-defined]
+        yield batch
+        if not batch.withdrawn:
+            return
+        _clear_reader_rejects(con)
     for _attempt in range(4):
         _materialise(con, path, relation(path, sep, encoding, quote, varchar_columns=varchar), encoding, sep)
         # a value that does not fit the type DuckDB inferred from its sample is no reason to lose
