@@ -394,8 +394,9 @@ class Loader:
                 )
             n_source_rejects = self._write_source_rejects(batch)
             self._disposable = relation if batch.disposable and relation.isidentifier() else None
-            if batch.verify is not None:
-                # streamed: the relation is read once, by the mapping itself (see Batch.verify)
+            streamed = batch.verify is not None
+            if streamed:
+                # the relation is read once, by the mapping itself (see Batch.verify)
                 con.execute(f"CREATE OR REPLACE TEMP VIEW _raw AS SELECT * FROM {relation}")
                 self._normalise(batch, cols, streamed=True)
                 n = self._streamed_rows(batch)
@@ -414,12 +415,12 @@ class Loader:
             else:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE _raw AS SELECT *, row_number() OVER () - 1 AS {RESERVED}rn "
                             f"FROM {relation}")
-            if batch.verify is None:
+            if not streamed:
                 n = con.execute("SELECT count(*) FROM _raw").fetchone()[0]
             res.rows_read += n + n_source_rejects
             res.rows_rejected += n_source_rejects
             if n:
-                if batch.verify is None:
+                if not streamed:
                     self._normalise(batch, cols)
                 self._apply()
         finally:
@@ -440,15 +441,17 @@ class Loader:
             )
         return len(batch.source_rejects)
 
-    def _padded(self, columns: list[str | None], cols: dict[str, str]) -> set[str]:
+    def _padded(self, columns: list[str | None], cols: dict[str, str], scan: bool = True) -> set[str]:
         """The mapped columns whose text may have leading or trailing spaces (which are trimmed).
 
         One scan answers it for every text column: values without edge spaces, the usual case,
         then skip ``trim`` (which copies each value and cost more than parsing the timestamps).
-        Numbers, times and booleans never print with edge spaces; other types are trimmed."""
+        Numbers, times and booleans never print with edge spaces; other types are trimmed.
+        ``scan=False`` (a streamed batch, read only once) takes text columns as unpadded; the
+        mapped rows are checked afterwards (``_streamed_rows``)."""
         text_cols = sorted({c for c in columns if c and cols.get(c, "").upper() == "VARCHAR"})
         padded = {c for c in columns if c and not _prints_unpadded(cols.get(c, "")) and c not in text_cols}
-        if text_cols:
+        if text_cols and scan:
             checks = ", ".join(f"bool_or({quote_ident(c)} LIKE ' %' OR {quote_ident(c)} LIKE '% ')" for c in text_cols)
             row = self.con.execute(f"SELECT {checks} FROM _raw").fetchall()[0]
             padded |= {c for c, flag in zip(text_cols, row, strict=True) if flag}
@@ -472,13 +475,9 @@ class Loader:
         m = self.mapping
         q = quote_ident
 
-        keys = [m.case, m.activity, m.timestamp, m.start_timestamp, m.lifecycle, m.resource, m.record_id,
-                m.correlation.key if m.correlation else None]
-        # a streamed batch is not scanned twice: its text is taken as it is and checked afterwards
-        # (_streamed_rows), on the mapped rows
-        self._padded_cols = (self._padded(keys, cols) if not streamed else
-                             {c for c in keys if c and cols.get(c, "").upper() != "VARCHAR"
-                              and not _prints_unpadded(cols.get(c, ""))})
+        self._padded_cols = self._padded(
+            [m.case, m.activity, m.timestamp, m.start_timestamp, m.lifecycle, m.resource, m.record_id,
+             m.correlation.key if m.correlation else None], cols, scan=not streamed)
 
         def text(col: str | None) -> str:
             if not col:
@@ -531,18 +530,12 @@ class Loader:
         keep = {"activity", "ts", "ts_raw", "start_raw"} | ({"case_id", "corr_value"} if m.correlation else set())
         derived = {name: expr for name, expr in mapped.items()
                    if name not in keep and expr in ("NULL", "NULL::VARCHAR")}
-        # a streamed batch numbers its records by the order they were read, which is the order
-        # the mapped rows were stored in (row ids; the first is read after the insert)
-        rn = "rowid - {first}" if streamed else "rn"
-        if streamed:
-            derived["rn"] = rn
-        derived["position"] = f"{rn} + {batch.position_offset}"
+        derived.update(self._numbering(batch, "rn"))
         # [ingest files, issue 2] a source that knows each row's exact physical line (CSV with
         # quoted newlines, blank lines or rows its reader skipped) gives it in __pl_line.
         if f"{RESERVED}line" in cols:
             mapped["line"] = f"r.{RESERVED}line"
-        else:
-            derived["line"] = f"{rn} + {batch.line_offset}" if batch.line_offset is not None else "NULL"
+            del derived["line"]
         inner = ",\n                ".join(f"{expr} AS {name}" for name, expr in mapped.items())
         drop = ", ".join(["ts_raw", "start_raw", *(n for n in derived if n in mapped)])
         self.con.execute(
@@ -571,14 +564,23 @@ class Loader:
             )
             """
         )
-        self._norm_derived = ", ".join(f"{expr} AS {name}" for name, expr in derived.items())
         if streamed:
-            first = self.con.execute("SELECT coalesce(min(rowid), 0) FROM _norm_rows").fetchall()[0][0]
-            self._norm_derived = self._norm_derived.replace("{first}", str(int(first)))
+            # a streamed batch numbers its records in the order they were read, which is the
+            # order the mapped rows were stored in: their row ids (counted from an offset)
+            first = int(self.con.execute("SELECT coalesce(min(rowid), 0) FROM _norm_rows").fetchall()[0][0])
+            numbering = self._numbering(batch, f"(rowid - {first})")
+            derived.update(rn=f"rowid - {first}", **{k: v for k, v in numbering.items() if k in derived})
+        self._norm_derived = ", ".join(f"{expr} AS {name}" for name, expr in derived.items())
         self._norm_view()
         self._location = batch.location
         self._row_location = f"{RESERVED}location" in cols
         self._streamed = streamed  # a streamed batch reaches _apply only without rejects
+
+    @staticmethod
+    def _numbering(batch: Batch, rn: str) -> dict[str, str]:
+        """The position and line of a record, from its number ``rn`` in the batch (0-based)."""
+        return {"position": f"{rn} + {batch.position_offset}",
+                "line": f"{rn} + {batch.line_offset}" if batch.line_offset is not None else "NULL"}
 
     def _streamed_rows(self, batch: Batch) -> int | None:
         """The number of records of a streamed batch, or None when it must be withdrawn: a row
