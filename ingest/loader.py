@@ -813,7 +813,7 @@ def insert_events(con: duckdb.DuckDBPyConnection, table: str, source_id: int, ru
         WHERE activity NOT IN (SELECT name FROM activities)
         """
     )
-    case_attrs = ("CAST(first(case_attrs ORDER BY position) FILTER (WHERE case_attrs IS NOT NULL) AS JSON)"
+    case_attrs = ("CAST(arg_min(case_attrs, position) FILTER (WHERE case_attrs IS NOT NULL) AS JSON)"
                   if has_case_attrs else "NULL")
     # case attributes of cases stored before are merged below; with none stored, there is nothing to merge
     had_cases = con.execute("SELECT EXISTS (SELECT 1 FROM cases)").fetchall()[0][0]
@@ -831,7 +831,7 @@ def insert_events(con: duckdb.DuckDBPyConnection, table: str, source_id: int, ru
         con.execute(
             f"""
             UPDATE cases SET attrs = json_merge_patch(coalesce(cases.attrs, '{{}}'), t.attrs)
-            FROM (SELECT case_id, CAST(first(case_attrs ORDER BY position) AS JSON) AS attrs FROM {table}
+            FROM (SELECT case_id, CAST(arg_min(case_attrs, position) AS JSON) AS attrs FROM {table}
                   WHERE case_attrs IS NOT NULL GROUP BY case_id) t
             WHERE cases.case_id = t.case_id AND cases.first_run_id <> ?
             """,

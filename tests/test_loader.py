@@ -231,3 +231,21 @@ def test_case_ids_stay_unique_across_batches_runs_and_sources(store):
     assert n == distinct == keys == 15
     assert store.execute("SELECT count(*) FROM events e LEFT JOIN cases c USING (case_key) "
                          "WHERE c.case_id IS NULL").fetchone()[0] == 0
+
+
+def test_case_attributes_come_from_the_cases_first_row_in_the_source(store):
+    """Case attributes that differ between a case's rows are taken from its first row in the source
+    (not its earliest event), also when the rows come out of time order and across batches."""
+    rows = pa.table({
+        "id": ["r0", "r1", "r2", "r3", "r4"],
+        "case": ["c1", "c2", "c1", "c2", "c1"],
+        "activity": ["A", "A", "B", "B", "C"],
+        "ts": ["2024-01-01 10:00:00", "2024-01-01 09:00:00", "2024-01-01 08:00:00", "2024-01-01 11:00:00",
+               "2024-01-01 12:00:00"],
+        "case:tier": ["gold", None, "silver", "bronze", "iron"],
+    })
+    later = pa.table({"id": ["r5"], "case": ["c3"], "activity": ["A"], "ts": ["2024-01-02 10:00:00"],
+                      "case:tier": ["tin"]})
+    Loader(store, job="j", source="S", kind="test", mapping=MAPPING, progress=False).run(batches(rows, later))
+    tiers = dict(store.execute("SELECT case_id, attrs->>'case:tier' FROM cases").fetchall())
+    assert tiers == {"c1": "gold", "c2": None, "c3": "tin"}
