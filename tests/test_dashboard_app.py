@@ -101,6 +101,35 @@ def test_every_page_renders_on_the_demo_store(monkeypatch, demo, page):
         assert "Delivered" in m
 
 
+TABS = {  # page: (tab key, {tab: check of what the tab draws})
+    "views/bottlenecks.py": ("bn_tab", {
+        "By hand-off": lambda at: "Biggest hand-off" in metrics(at) and len(at.get("plotly_chart")) == 1,
+        "By activity and week": lambda at: len(at.get("plotly_chart")) == 1 and not at.metric,
+        "By resource": lambda at: len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 1,
+    }),
+    "views/process_map.py": ("pm_tab", {
+        "Map": lambda at: len(at.get("graphviz_chart")) == 1 and len(at.dataframe) == 1,
+        "Variants": lambda at: not at.get("graphviz_chart") and len(at.dataframe) == 1
+        and at.dataframe[0].value["cases"].sum() > 0,
+        "Reference model": lambda at: not at.get("graphviz_chart") and "Check Credit" in set(at.dataframe[0].value["step"]),
+        "Discover a model": lambda at: not at.dataframe and at.button(key="disc_go") is not None,
+    }),
+}
+
+
+@pytest.mark.parametrize("page", list(TABS))
+def test_only_the_open_tab_runs_and_every_tab_draws(monkeypatch, demo, page):
+    """Tabs are lazy (layout.tabs): the page draws the open tab's content and nothing of the others."""
+    db, config = demo
+    at = run_page(monkeypatch, db, page, config)
+    key, checks = TABS[page]
+    for label, check in checks.items():
+        at.session_state[key] = label
+        at.run()
+        assert_clean(at, page)
+        assert check(at), (label, [type(e).__name__ for e in at.main])
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_on_a_real_log_without_a_model(monkeypatch, receipt, page):
     at = run_page(monkeypatch, receipt, page)

@@ -103,3 +103,11 @@ def analysis_page(title: str, purpose: str, narrows: bool = False) -> tuple[Any,
     if not require_events(ov):
         st.stop()
     return flt, ov
+
+
+def tabs(labels: list[str], key: str) -> list[Any]:
+    """Tabs whose content runs only while the tab is open (``tab.open``): a filter change then
+    computes and draws one tab instead of all of them (each Plotly chart costs the browser
+    0.1-0.3 s to draw); picking another tab reruns the page for it. The selection is kept in the
+    session under ``key``."""
+    return list(st.tabs(labels, key=key, on_change="rerun"))

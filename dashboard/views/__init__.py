@@ -33,7 +33,7 @@ PAGES = [
     PageSpec("views/case.py", "Case", ":material/receipt_long:", "case", "Operations", plotly=True),
     PageSpec("views/actions.py", "Actions", ":material/bolt:", "actions", "Operations"),
     PageSpec("views/process_map.py", "Process map", ":material/account_tree:", "process-map", "Analysis",
-             early=(PROCESS_MAP, MAP_VARIANTS)),
+             early=(PROCESS_MAP,)),
     PageSpec("views/conformance.py", "Conformance & exceptions", ":material/rule:", "conformance", "Analysis", plotly=True),
     PageSpec("views/bottlenecks.py", "Bottlenecks", ":material/hourglass_bottom:", "bottlenecks", "Analysis", plotly=True,
              early=(BOTTLENECK_WAITS,)),

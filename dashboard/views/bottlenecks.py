@@ -13,9 +13,11 @@ flt, ov = layout.analysis_page("Bottlenecks", "Where cases wait, and between who
 
 # the three tabs' tables in one session and one pass over the events
 waits = layout.outcome(data.attempt(BOTTLENECK_WAITS[0], flt, **dict(BOTTLENECK_WAITS[1])), "Waiting times") or {}
-tab_edge, tab_week, tab_res = st.tabs(["By hand-off", "By activity and week", "By resource"])
+tab_edge, tab_week, tab_res = layout.tabs(["By hand-off", "By activity and week", "By resource"], key="bn_tab")
+hw = waits.get("handoffs") if tab_edge.open else None
+wk = waits.get("weeks") if tab_week.open else None
+rs = waits.get("resources") if tab_res.open else None
 with tab_edge:
-    hw = waits.get("handoffs")
     if hw is not None and not hw.empty:
         hw["hand-off"] = hw["source"] + " → " + hw["target"]
         hw["between systems"] = hw["source_system"] != hw["target_system"]
@@ -50,7 +52,6 @@ with tab_edge:
                      hide_index=True, column_config={"share": st.column_config.ProgressColumn(
                          "share of waiting", format="%.1f%%", min_value=0, max_value=100)})
 with tab_week:
-    wk = waits.get("weeks")
     if wk is not None and not wk.empty:
         wk["median wait (days)"] = wk["median_seconds"] / 86400
         def week_figure():
@@ -65,7 +66,6 @@ with tab_week:
         st.caption("Median waiting time before each activity, per week: the darker, the longer cases waited.")
         st.plotly_chart(data.memo("bottlenecks.weeks", flt, week_figure), key="week_heat")
 with tab_res:
-    rs = waits.get("resources")
     if rs is not None and not rs.empty:
         rs["total wait (days)"] = rs["total_wait_seconds"] / 86400
         def resource_figure():

@@ -11,9 +11,9 @@ from dashboard.views import MAP_VARIANTS, PROCESS_MAP
 
 flt, ov = layout.analysis_page("Process map", "How cases really flow: the directly-follows map and its variants")
 
-tab_map, tab_var, tab_model, tab_disc = st.tabs(["Map", "Variants", "Reference model", "Discover a model"])
 
-with tab_map:
+def map_tab() -> None:
+    """The directly-follows map of the selected cases, with its overlay and sliders."""
     c = st.columns([2, 3, 3])
     overlay = c[0].segmented_control("Show", ["frequency", "performance"], default="frequency", key="map_overlay",
                                      format_func=lambda x: {"frequency": "Frequency", "performance": "Waiting time"}[x])
@@ -35,7 +35,9 @@ with tab_map:
                 table["median wait"] = table["median_seconds"].map(fmt.duration)
             st.dataframe(table, hide_index=True)
 
-with tab_var:
+
+def variants_tab() -> None:
+    """The most frequent variants; picking one filters every page by it."""
     var = layout.outcome(data.attempt(MAP_VARIANTS[0], flt, **dict(MAP_VARIANTS[1])), "Variants")
     if var is not None and not var.empty:
         table = pd.DataFrame({
@@ -55,7 +57,9 @@ with tab_var:
                 st.session_state["flt_variant"] = chosen
                 st.rerun()
 
-with tab_model:
+
+def model_tab() -> None:
+    """The reference model's steps, owners and SLAs, with the waits before them."""
     model = data.attempt("dashboard.engines:model_steps", config=nav.config())
     steps = layout.outcome(model, "The reference model")
     if steps is not None:
@@ -72,7 +76,9 @@ with tab_model:
                    "step in the selected cases.")
         st.dataframe(steps.drop(columns=["sla_seconds"], errors="ignore"), hide_index=True)
 
-with tab_disc:
+
+def discover_tab() -> None:
+    """Inductive-miner discovery of the selected cases, with BPMN and PNML download."""
     st.markdown("Discover a BPMN model of the selected cases with the inductive miner (pm4py). "
                 "A higher noise threshold gives a simpler model that fits fewer cases.")
     noise = st.slider("Noise threshold", 0.0, 1.0, 0.2, 0.05, key="disc_noise")
@@ -90,3 +96,15 @@ with tab_disc:
             if auth.current_user() and auth.current_user().can("edit"):
                 st.caption("To use it as the reference model, save it next to processlens.toml and add it under "
                            "[models.NAME] with its annotations (owners, SLAs).")
+
+
+# Only the open tab runs and draws (layout.tabs). The map starts early (the router's
+# PageSpec.early); once the open tab is drawn, the variant list of a closed Variants tab is
+# computed in the background, so that opening the tab finds it ready.
+tabs = layout.tabs(["Map", "Variants", "Reference model", "Discover a model"], key="pm_tab")
+for tab, draw in zip(tabs, (map_tab, variants_tab, model_tab, discover_tab), strict=True):
+    if tab.open:
+        with tab:
+            draw()
+if not tabs[1].open and ov is not None:
+    data.prefetch(MAP_VARIANTS[0], flt, **dict(MAP_VARIANTS[1]))

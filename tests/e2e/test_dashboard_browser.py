@@ -147,6 +147,22 @@ def test_a_filter_changes_the_url_and_the_numbers(server, page):
     assert metric_values(page) == after
 
 
+def test_a_tab_draws_its_content_when_it_is_picked(server, page):
+    """Tabs are lazy: only the open tab's content is drawn; picking another one draws it."""
+    base, _ = server
+    page.goto(f"{base}/process-map")
+    wait_ready(page)
+    assert page.locator('[data-testid="stGraphVizChart"]').count() == 1
+    main = page.locator('[data-testid="stMain"]')
+    assert main.get_by_text("The 50 most frequent variants").count() == 0
+    page.get_by_role("tab", name="Variants").click()
+    main.get_by_text("The 50 most frequent variants").wait_for(timeout=30_000)
+    wait_ready(page)
+    assert page.locator('[data-testid="stGraphVizChart"]').count() == 0
+    assert main.locator('[data-testid="stDataFrame"]').count() == 1
+    shot(page, "process-map-variants")
+
+
 def test_a_plotly_page_loads_the_plotly_bundle_first_and_a_landing_page_preloads_it(server, page):
     base, _ = server
     page.goto(f"{base}/case")  # a page with a Plotly chart: it starts the bundle before its queries
