@@ -101,18 +101,24 @@ def test_every_page_renders_on_the_demo_store(monkeypatch, demo, page):
         assert "Delivered" in m
 
 
-TABS = {  # page: (tab key, {tab: check of what the tab draws})
+TABS = {  # page: (tab key, {tab: check(at, db) of what the tab draws})
     "views/bottlenecks.py": ("bn_tab", {
-        "By hand-off": lambda at: "Biggest hand-off" in metrics(at) and len(at.get("plotly_chart")) == 1,
-        "By activity and week": lambda at: len(at.get("plotly_chart")) == 1 and not at.metric,
-        "By resource": lambda at: len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 1,
+        "By hand-off": lambda at, db: "Biggest hand-off" in metrics(at) and len(at.get("plotly_chart")) == 1,
+        "By activity and week": lambda at, db: len(at.get("plotly_chart")) == 1 and not at.metric,
+        "By resource": lambda at, db: len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 1,
+    }),
+    "views/conformance.py": ("conf_tab", {
+        "Deviations": lambda at, db: "Cases fitting the model" in metrics(at) and "Unhandled" not in metrics(at)
+        and len(at.get("plotly_chart")) == 1,
+        "Exceptions": lambda at, db: "Cases fitting the model" not in metrics(at) and len(at.get("plotly_chart")) == 3
+        and int(metrics(at)["Unhandled"].replace(",", "")) >= demo_info(db)["world"]["counts"]["unhandled_exceptions"],
     }),
     "views/process_map.py": ("pm_tab", {
-        "Map": lambda at: len(at.get("graphviz_chart")) == 1 and len(at.dataframe) == 1,
-        "Variants": lambda at: not at.get("graphviz_chart") and len(at.dataframe) == 1
+        "Map": lambda at, db: len(at.get("graphviz_chart")) == 1 and len(at.dataframe) == 1,
+        "Variants": lambda at, db: not at.get("graphviz_chart") and len(at.dataframe) == 1
         and at.dataframe[0].value["cases"].sum() > 0,
-        "Reference model": lambda at: not at.get("graphviz_chart") and "Check Credit" in set(at.dataframe[0].value["step"]),
-        "Discover a model": lambda at: not at.dataframe and at.button(key="disc_go") is not None,
+        "Reference model": lambda at, db: not at.get("graphviz_chart") and "Check Credit" in set(at.dataframe[0].value["step"]),
+        "Discover a model": lambda at, db: not at.dataframe and at.button(key="disc_go") is not None,
     }),
 }
 
@@ -127,7 +133,7 @@ def test_only_the_open_tab_runs_and_every_tab_draws(monkeypatch, demo, page):
         at.session_state[key] = label
         at.run()
         assert_clean(at, page)
-        assert check(at), (label, [type(e).__name__ for e in at.main])
+        assert check(at, db), (label, [type(e).__name__ for e in at.main])
 
 
 @pytest.mark.parametrize("page", PAGES)
