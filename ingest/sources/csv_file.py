@@ -30,6 +30,12 @@ def _fail(path: Path, message: str, hint: str, **where) -> SourceError:
     return SourceError(f"{path.name}: {message}", hint=hint, where={"file": str(path), **where})
 
 
+def _unreadable(path: Path, encoding: str, sep: str, exc: duckdb.Error) -> SourceError:
+    """DuckDB's reader refused the file as a whole."""
+    return _fail(path, f"cannot be read as CSV ({encoding}, separator {sep!r}): {str(exc).splitlines()[0]}",
+                 "check the separator (--sep) and that the file is UTF-8, UTF-16 or latin-1 text")
+
+
 def detect_encoding(path: Path) -> str:
     """UTF-8 (with or without BOM), UTF-16 (BOM or NUL pattern), or latin-1; binary files fail."""
     with open(path, "rb") as fh:
@@ -136,17 +142,16 @@ def collect_csv_rejects(con: duckdb.DuckDBPyConnection) -> list[dict]:
     ``line`` is DuckDB's record ordinal (header, records and blank lines count one each); the
     caller turns it into the physical line.
     """
-    try:
-        rows = con.execute(
-            """
-            SELECT line, string_agg(DISTINCT column_name, ', ') AS fields,
-                   string_agg(DISTINCT lower(replace(error_type, '_', ' ')), '; ') AS kinds,
-                   first(csv_line), first(error_message)
-            FROM reject_errors GROUP BY line ORDER BY line
-            """
-        ).fetchall()
-    except duckdb.CatalogException:
+    if not _has_reject_tables(con):
         return []
+    rows = con.execute(
+        """
+        SELECT line, string_agg(DISTINCT column_name, ', ') AS fields,
+               string_agg(DISTINCT lower(replace(error_type, '_', ' ')), '; ') AS kinds,
+               first(csv_line), first(error_message)
+        FROM reject_errors GROUP BY line ORDER BY line
+        """
+    ).fetchall()
     out = []
     for line, fields, kinds, csv_line, message in rows:
         detail = message.splitlines()[0] if message else kinds
@@ -156,8 +161,7 @@ def collect_csv_rejects(con: duckdb.DuckDBPyConnection) -> list[dict]:
             "reason": f"{kinds}: {detail}",
             "raw": {"line": (csv_line or "").strip("\r\n")},
         })
-    con.execute("DELETE FROM reject_errors")
-    con.execute("DELETE FROM reject_scans")
+    _clear_reader_rejects(con)
     return out
 
 
@@ -253,10 +257,7 @@ def preview_relation(con: duckdb.DuckDBPyConnection, path: Path, sep: str | None
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {PREVIEW_TABLE} AS SELECT * FROM {rel} LIMIT {PREVIEW_ROWS}")
     except duckdb.Error as exc:
-        raise _fail(
-            path, f"cannot be read as CSV ({encoding}, separator {sep!r}): {str(exc).splitlines()[0]}",
-            "check the separator (--sep) and that the file is UTF-8, UTF-16 or latin-1 text",
-        ) from exc
+        raise _unreadable(path, encoding, sep, exc) from exc
     return PREVIEW_TABLE
 
 
@@ -265,11 +266,7 @@ def _materialise(con: duckdb.DuckDBPyConnection, path: Path, rel: str, encoding:
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _csv_data AS SELECT * FROM {rel}")
     except duckdb.Error as exc:
-        first = str(exc).splitlines()[0]
-        raise _fail(
-            path, f"cannot be read as CSV ({encoding}, separator {sep!r}): {first}",
-            "check the separator (--sep) and that the file is UTF-8, UTF-16 or latin-1 text",
-        ) from exc
+        raise _unreadable(path, encoding, sep, exc) from exc
 
 
 def pinned(con: duckdb.DuckDBPyConnection, path: Path, rel: str, encoding: str, sep: str) -> str:
@@ -279,10 +276,7 @@ def pinned(con: duckdb.DuckDBPyConnection, path: Path, rel: str, encoding: str, 
     try:
         prompt = con.execute(f"SELECT Prompt FROM {rel.replace('read_csv(', 'sniff_csv(', 1)}").fetchall()[0][0].strip()
     except duckdb.Error as exc:
-        raise _fail(
-            path, f"cannot be read as CSV ({encoding}, separator {sep!r}): {str(exc).splitlines()[0]}",
-            "check the separator (--sep) and that the file is UTF-8, UTF-16 or latin-1 text",
-        ) from exc
+        raise _unreadable(path, encoding, sep, exc) from exc
     if prompt.startswith("FROM read_csv(") and prompt.endswith(");") and "auto_detect=false" in prompt:
         return prompt[len("FROM "):-1]
     return rel
@@ -365,8 +359,7 @@ def batches(
         if not cast_cols:
             break
         varchar += cast_cols
-        con.execute("DELETE FROM reject_errors")
-        con.execute("DELETE FROM reject_scans")
+        _clear_reader_rejects(con)
     source_rejects = collect_csv_rejects(con)
     n_good = con.execute("SELECT count(*) FROM _csv_data").fetchall()[0][0]
     if not allow_empty and n_good + len(source_rejects) == 0:
