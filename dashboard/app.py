@@ -15,7 +15,7 @@ st.set_page_config(page_title="processlens", page_icon=":material/insights:", la
 
 from dashboard import auth  # noqa: E402
 from dashboard.components import filter_bar, nav  # noqa: E402
-from dashboard.views import EARLY, PAGES, PLOTLY_TITLES  # noqa: E402
+from dashboard.views import PAGES, PLOTLY_TITLES, early_questions  # noqa: E402
 
 try:
     user = auth.login_gate()
@@ -51,7 +51,7 @@ try:
         nav.load_plotly_now()
     else:
         nav.preload_plotly()
-    filter_bar.render(early=EARLY.get(page.title, ()))
+    filter_bar.render(early=early_questions(page.title, st.session_state))
     _data.timing("filter bar", _t0)
     page.run()
     _data.timing(f"page {page.title}", _t0)

@@ -8,6 +8,7 @@ them by the store's data version; nothing here knows about Streamlit.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -395,18 +396,27 @@ def handoff_waits(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None,
     )
 
 
+#: the Bottlenecks page's tables, one per tab
+BOTTLENECK_PARTS = ("handoffs", "weeks", "resources")
+
+
 def bottleneck_waits(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, handoff_top: int = 30,
-                     activity_top: int = 15, resource_top: int = 30) -> dict[str, pd.DataFrame]:
-    """The Bottlenecks page's three tables in one session and one pass over the events.
+                     activity_top: int = 15, resource_top: int = 30,
+                     parts: Sequence[str] = BOTTLENECK_PARTS) -> dict[str, pd.DataFrame]:
+    """The Bottlenecks page's tables (``parts`` of :data:`BOTTLENECK_PARTS`) in one session and one
+    pass over the events: the same results as ``handoff_waits``, ``wait_by_activity_week`` and
+    ``wait_by_resource``.
 
     With fresh aggregates they are grouped from the maintained directly-follows pairs
     (:func:`_bottleneck_waits_from_edges`). Otherwise the waits between consecutive events are
-    computed once into a temporary table, then grouped
-    by hand-off (``handoff_waits``), by activity and week (``wait_by_activity_week``) and by
-    resource (``wait_by_resource``) — the same results as those three queries.
+    computed once into a temporary table, then grouped. The page asks for the open tab's part only:
+    each part costs a pass of exact quantiles over every wait.
     """
+    unknown = set(parts) - set(BOTTLENECK_PARTS)
+    if unknown or not parts:
+        raise ValueError(f"parts must be some of {BOTTLENECK_PARTS}, not {list(parts)}")
     if _fresh_aggregates(con):
-        return _bottleneck_waits_from_edges(con, flt, handoff_top, activity_top, resource_top)
+        return _bottleneck_waits_from_edges(con, flt, handoff_top, activity_top, resource_top, parts)
     with_, params = _scope(flt)
     with_ = with_ + ", " if with_ else "WITH "
     con.execute("DROP TABLE IF EXISTS temp.pl_waits")
@@ -417,32 +427,41 @@ def bottleneck_waits(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = No
                 FROM events e JOIN activities a USING (activity_id) JOIN sources s USING (source_id){_join(flt)}
                 WINDOW w AS (PARTITION BY e.case_key ORDER BY e.ts, e.event_id))
         SELECT * FROM seq WHERE source IS NOT NULL""", params)
-    try:
-        handoffs = _df(con, f"""
+    queries = {
+        "handoffs": f"""
             SELECT source, target, source_system, target_source AS target_system, count(*) AS frequency,
                    sum(wait) AS total_wait_seconds, median(wait) AS median_seconds,
                    quantile_cont(wait, 0.9) AS p90_seconds, sum(wait) / sum(sum(wait)) OVER () AS share_of_waiting
-            FROM pl_waits GROUP BY ALL ORDER BY total_wait_seconds DESC LIMIT {int(handoff_top)}""")
-        weeks = _df(con, f"""
+            FROM pl_waits GROUP BY ALL ORDER BY total_wait_seconds DESC LIMIT {int(handoff_top)}""",
+        "weeks": f"""
             WITH w AS (SELECT target AS activity, ts, wait FROM pl_waits WHERE wait IS NOT NULL),
             topa AS (SELECT activity FROM w GROUP BY activity ORDER BY sum(wait) DESC LIMIT {int(activity_top)})
             SELECT date_trunc('week', ts) AS week, activity, count(*) AS events, median(wait) AS median_seconds
-            FROM w WHERE activity IN (SELECT activity FROM topa) GROUP BY ALL ORDER BY week, activity""")
-        resources = _df(con, f"""
+            FROM w WHERE activity IN (SELECT activity FROM topa) GROUP BY ALL ORDER BY week, activity""",
+        "resources": f"""
             SELECT coalesce(resource, '(none)') AS resource, count(*) AS events, sum(wait) AS total_wait_seconds,
                    median(wait) AS median_seconds, sum(wait) / sum(sum(wait)) OVER () AS share_of_waiting
-            FROM pl_waits WHERE wait IS NOT NULL GROUP BY 1 ORDER BY total_wait_seconds DESC LIMIT {int(resource_top)}""")
+            FROM pl_waits WHERE wait IS NOT NULL GROUP BY 1 ORDER BY total_wait_seconds DESC LIMIT {int(resource_top)}""",
+    }
+    try:
+        return {part: _df(con, queries[part]) for part in BOTTLENECK_PARTS if part in parts}
     finally:
         con.execute("DROP TABLE IF EXISTS temp.pl_waits")
-    return {"handoffs": handoffs, "weeks": weeks, "resources": resources}
+
+
+#: each part's grouping set, and a column grouped in that set only (which tells its rows apart)
+_PART_SETS = {"handoffs": (("src_id", "tgt_id", "src_source_id", "tgt_source_id"), "src_id"),
+              "weeks": (("week", "tgt_id"), "week"),
+              "resources": (("tgt_resource",), "tgt_resource")}
 
 
 def _bottleneck_waits_from_edges(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, handoff_top: int,
-                                 activity_top: int, resource_top: int) -> dict[str, pd.DataFrame]:
+                                 activity_top: int, resource_top: int,
+                                 parts: Sequence[str] = BOTTLENECK_PARTS) -> dict[str, pd.DataFrame]:
     """:func:`bottleneck_waits` from the maintained directly-follows pairs (``an_edges``): each pair is
     one event and its predecessor in the case, so the waits are the same without a window over the
-    events. One scan groups the pairs three ways at once (grouping sets: hand-off, activity and
-    week, resource); shares, the top rows and the names are then taken from the few groups."""
+    events. One scan groups the pairs by each part's grouping set at once (hand-off; activity and
+    week; resource); shares, the top rows and the names are then taken from the few groups."""
     with_, params = _scope(flt)
     with_ = with_ + ", " if with_ else "WITH "
     if flt is None or flt.is_empty:
@@ -453,37 +472,51 @@ def _bottleneck_waits_from_edges(con: duckdb.DuckDBPyConnection, flt: ViewFilter
         top = int(con.execute("SELECT coalesce(max(case_key), 0) FROM cases").fetchone()[0])
         with_ += f"sel AS (SELECT bitstring_agg(case_key, 0, {top}) AS bits FROM fc), "
         keep = ", sel WHERE get_bit(sel.bits, d.case_key) = 1"
+    wanted = [p for p in BOTTLENECK_PARTS if p in parts]
+    sets = ", ".join(f"({', '.join(_PART_SETS[p][0])})" for p in wanted)
+    grouped = {c for p in wanted for c in _PART_SETS[p][0]}
+    keys = ", ".join(c if c in grouped else f"NULL AS {c}"
+                     for c in ("src_id", "tgt_id", "src_source_id", "tgt_source_id", "week", "tgt_resource"))
+    # which part a row belongs to (GROUPING may only name columns that some set groups by)
+    kind = (f"'{wanted[0]}'" if len(wanted) == 1 else
+            "CASE " + " ".join(f"WHEN GROUPING({_PART_SETS[p][1]}) = 0 THEN '{p}'" for p in wanted[:-1])
+            + f" ELSE '{wanted[-1]}' END")
     groups = _df(con, with_ + f"""
         w AS (SELECT d.src_id, d.tgt_id, d.src_source_id, d.tgt_source_id, d.tgt_resource,
                      date_trunc('week', d.tgt_ts) AS week, epoch(d.tgt_ts) - epoch(d.src_ts) AS wait
               FROM an_edges d{keep})
-        SELECT GROUPING(src_id, week, tgt_resource) AS kind, src_id, tgt_id, src_source_id, tgt_source_id, week,
-               tgt_resource, count(*) AS n, sum(wait) AS total, quantile_cont(wait, [0.5, 0.9]) AS q
-        FROM w GROUP BY GROUPING SETS ((src_id, tgt_id, src_source_id, tgt_source_id), (week, tgt_id), (tgt_resource))
+        SELECT {kind} AS kind, {keys}, count(*) AS n, sum(wait) AS total, quantile_cont(wait, [0.5, 0.9]) AS q
+        FROM w GROUP BY GROUPING SETS ({sets})
         """, params)
     activity = dict(con.execute("SELECT activity_id, name FROM activities").fetchall())
     system = dict(con.execute("SELECT source_id, name FROM sources").fetchall())
-    # GROUPING(src_id, week, tgt_resource) is 0b011 for hand-offs, 0b101 for weeks, 0b110 for resources
-    pairs, weeks, res = (groups[groups["kind"] == k] for k in (0b011, 0b101, 0b110))
-    handoffs = pd.DataFrame({
-        "source": pairs["src_id"].map(activity), "target": pairs["tgt_id"].map(activity),
-        "source_system": pairs["src_source_id"].map(system), "target_system": pairs["tgt_source_id"].map(system),
-        "frequency": pairs["n"], "total_wait_seconds": pairs["total"], "median_seconds": [q[0] for q in pairs["q"]],
-        "p90_seconds": [q[1] for q in pairs["q"]], "share_of_waiting": pairs["total"] / pairs["total"].sum()})
-    handoffs = handoffs.sort_values(["total_wait_seconds", "source", "target", "source_system", "target_system"],
-                                    ascending=[False, True, True, True, True]).head(int(handoff_top))
-    # the activities with the most waiting before them (over all their hand-offs), by week
-    waited = pairs.groupby("tgt_id")["total"].sum().reset_index().sort_values(["total", "tgt_id"], ascending=[False, True])
-    shown = set(waited["tgt_id"].head(int(activity_top)))
-    weeks = weeks[weeks["tgt_id"].isin(shown)]
-    weeks = pd.DataFrame({"week": weeks["week"], "activity": weeks["tgt_id"].map(activity), "events": weeks["n"],
-                          "median_seconds": [q[0] for q in weeks["q"]]}).sort_values(["week", "activity"])
-    resources = pd.DataFrame({
-        "resource": res["tgt_resource"].fillna("(none)"), "events": res["n"], "total_wait_seconds": res["total"],
-        "median_seconds": [q[0] for q in res["q"]], "share_of_waiting": res["total"] / res["total"].sum()})
-    resources = resources.sort_values(["total_wait_seconds", "resource"], ascending=[False, True]).head(int(resource_top))
-    return {name: frame.reset_index(drop=True) for name, frame in
-            (("handoffs", handoffs), ("weeks", weeks), ("resources", resources))}
+    out = {}
+    if "handoffs" in parts:
+        pairs = groups[groups["kind"] == "handoffs"]
+        handoffs = pd.DataFrame({
+            "source": pairs["src_id"].map(activity), "target": pairs["tgt_id"].map(activity),
+            "source_system": pairs["src_source_id"].map(system), "target_system": pairs["tgt_source_id"].map(system),
+            "frequency": pairs["n"], "total_wait_seconds": pairs["total"], "median_seconds": [q[0] for q in pairs["q"]],
+            "p90_seconds": [q[1] for q in pairs["q"]], "share_of_waiting": pairs["total"] / pairs["total"].sum()})
+        out["handoffs"] = handoffs.sort_values(["total_wait_seconds", "source", "target", "source_system", "target_system"],
+                                               ascending=[False, True, True, True, True]).head(int(handoff_top))
+    if "weeks" in parts:
+        weeks = groups[groups["kind"] == "weeks"]
+        # the activities with the most waiting before them (all their pairs, summed over the weeks), by week
+        waited = weeks.groupby("tgt_id")["total"].sum().reset_index().sort_values(["total", "tgt_id"],
+                                                                                   ascending=[False, True])
+        weeks = weeks[weeks["tgt_id"].isin(set(waited["tgt_id"].head(int(activity_top))))]
+        out["weeks"] = pd.DataFrame({"week": weeks["week"], "activity": weeks["tgt_id"].map(activity),
+                                     "events": weeks["n"], "median_seconds": [q[0] for q in weeks["q"]]}
+                                    ).sort_values(["week", "activity"])
+    if "resources" in parts:
+        res = groups[groups["kind"] == "resources"]
+        resources = pd.DataFrame({
+            "resource": res["tgt_resource"].fillna("(none)"), "events": res["n"], "total_wait_seconds": res["total"],
+            "median_seconds": [q[0] for q in res["q"]], "share_of_waiting": res["total"] / res["total"].sum()})
+        out["resources"] = resources.sort_values(["total_wait_seconds", "resource"],
+                                                 ascending=[False, True]).head(int(resource_top))
+    return {name: frame.reset_index(drop=True) for name, frame in out.items()}
 
 
 def period_bounds(last_ts: datetime | None, flt: ViewFilter | None, days: int = 28) -> tuple[datetime, datetime]:

@@ -31,7 +31,8 @@ def receipt(tmp_path_factory):
     return file_store(tmp_path_factory.getbasetemp(), real_log("receipt/08_receipt.xes.gz"))
 
 
-def run_page(monkeypatch, db: Path, page: str, config: Path | None = None, params: dict | None = None):
+def run_page(monkeypatch, db: Path, page: str, config: Path | None = None, params: dict | None = None,
+             state: dict | None = None):
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("PROCESSLENS_DB", str(db))
@@ -45,6 +46,8 @@ def run_page(monkeypatch, db: Path, page: str, config: Path | None = None, param
     at = AppTest.from_file(APP, default_timeout=120)
     for key, value in (params or {}).items():
         at.query_params[key] = value
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
     at.run()
     at.switch_page(page).run()
     return at
@@ -277,10 +280,13 @@ def test_an_analyst_edits_a_rule_on_the_actions_page(monkeypatch, demo, tmp_path
     assert load_settings(db=db, config=config).section("rules")["escalate_stuck"]["mode"] == "approval"
 
 
-@pytest.mark.parametrize("page", ["views/bottlenecks.py", "views/process_map.py"])
-def test_a_pages_main_questions_start_before_it_runs_and_are_the_ones_it_asks(monkeypatch, demo, page):
+@pytest.mark.parametrize(("page", "state"), [("views/bottlenecks.py", {}), ("views/process_map.py", {}),
+                                             ("views/bottlenecks.py", {"bn_tab": "By resource"}),
+                                             ("views/bottlenecks.py", {"bn_tab": "By activity and week"})])
+def test_a_pages_main_questions_start_before_it_runs_and_are_the_ones_it_asks(monkeypatch, demo, page, state):
     """The router starts a page's main questions with the filter as soon as the filter bar knows it
-    (PageSpec.early); each must be the very question the page asks, or the head start is wasted."""
+    (PageSpec.early; for Bottlenecks, the open tab's); each must be the very question the page asks,
+    or the head start is wasted."""
     from dashboard import data
 
     db, config = demo
@@ -297,11 +303,12 @@ def test_a_pages_main_questions_start_before_it_runs_and_are_the_ones_it_asks(mo
 
     monkeypatch.setattr(data, "prefetch", prefetch)
     monkeypatch.setattr(data, "get", get)
-    at = run_page(monkeypatch, db, page, config, params={"source": "WMS"})
+    at = run_page(monkeypatch, db, page, config, params={"source": "WMS"}, state=state)
     assert_clean(at, page)
-    from dashboard.views import EARLY, TITLES_BY_PATH
+    from dashboard.views import TITLES_BY_PATH, early_questions
 
-    early = {(data._qualified(ref), json_key(dict(kwargs))) for ref, kwargs in EARLY[TITLES_BY_PATH[page]]}
+    early = {(data._qualified(ref), json_key(dict(kwargs)))
+             for ref, kwargs in early_questions(TITLES_BY_PATH[page], state)}
     assert early
     for ref, kwargs in early:
         filt = [k for r, k, a in started if (r, a) == (ref, kwargs)]

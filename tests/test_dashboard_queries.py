@@ -221,12 +221,23 @@ def test_deviation_breakdown_from_a_cached_conformance_result():
 
 
 def test_bottleneck_waits_in_one_pass_equal_the_three_queries(receipt):
+    """All three tables at once, and each alone (one per Bottlenecks tab), equal the three queries.
+    (The same from the maintained pairs: tests/test_dashboard_fastpaths.py.)"""
+    assert not queries._fresh_aggregates(receipt)  # this store answers from the events
     flt = ViewFilter(sources=(queries.source_names(receipt)[0],))
     for f in (None, flt):
+        expected = {"handoffs": queries.handoff_waits(receipt, f, top=30),
+                    "weeks": queries.wait_by_activity_week(receipt, f, top=15),
+                    "resources": queries.wait_by_resource(receipt, f, top=30)}
         got = queries.bottleneck_waits(receipt, f, handoff_top=30, activity_top=15, resource_top=30)
-        pd.testing.assert_frame_equal(got["handoffs"], queries.handoff_waits(receipt, f, top=30))
-        pd.testing.assert_frame_equal(got["weeks"], queries.wait_by_activity_week(receipt, f, top=15))
-        pd.testing.assert_frame_equal(got["resources"], queries.wait_by_resource(receipt, f, top=30))
+        assert set(got) == set(expected)
+        for part in queries.BOTTLENECK_PARTS:
+            pd.testing.assert_frame_equal(got[part], expected[part])
+            alone = queries.bottleneck_waits(receipt, f, handoff_top=30, activity_top=15, resource_top=30, parts=[part])
+            assert list(alone) == [part]
+            pd.testing.assert_frame_equal(alone[part], expected[part])
+    with pytest.raises(ValueError, match="parts"):
+        queries.bottleneck_waits(receipt, None, parts=["queues"])
 
 
 def test_prefetching_a_result_that_is_already_done_does_not_deadlock():

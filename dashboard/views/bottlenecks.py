@@ -7,16 +7,22 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.components import fmt, layout
-from dashboard.views import BOTTLENECK_WAITS
+from dashboard.views import BOTTLENECK_TAB_KEY, BOTTLENECK_TABS, bottleneck_waits
 
 flt, ov = layout.analysis_page("Bottlenecks", "Where cases wait, and between whom")
 
-# the three tabs' tables in one session and one pass over the events
-waits = layout.outcome(data.attempt(BOTTLENECK_WAITS[0], flt, **dict(BOTTLENECK_WAITS[1])), "Waiting times") or {}
-tab_edge, tab_week, tab_res = layout.tabs(["By hand-off", "By activity and week", "By resource"], key="bn_tab")
-hw = waits.get("handoffs") if tab_edge.open else None
-wk = waits.get("weeks") if tab_week.open else None
-rs = waits.get("resources") if tab_res.open else None
+# Only the open tab's table is computed (each is a pass of exact quantiles over every wait; the
+# router started it early) and drawn; the others are computed in the background afterwards, so
+# that picking another tab finds its table ready.
+tabs = layout.tabs(list(BOTTLENECK_TABS), key=BOTTLENECK_TAB_KEY)
+tab_edge, tab_week, tab_res = tabs
+waits: dict = {}
+for tab, part in zip(tabs, BOTTLENECK_TABS.values(), strict=True):
+    if tab.open:
+        with tab:
+            ref, kwargs = bottleneck_waits(part)
+            waits = layout.outcome(data.attempt(ref, flt, **dict(kwargs)), "Waiting times") or {}
+hw, wk, rs = waits.get("handoffs"), waits.get("weeks"), waits.get("resources")
 with tab_edge:
     if hw is not None and not hw.empty:
         hw["hand-off"] = hw["source"] + " → " + hw["target"]
@@ -83,3 +89,8 @@ with tab_res:
             ["resource", "events", "median", "share"]], hide_index=True,
             column_config={"share": st.column_config.ProgressColumn("share of waiting", format="%.1f%%",
                                                                     min_value=0, max_value=100)})
+
+for tab, part in zip(tabs, BOTTLENECK_TABS.values(), strict=True):
+    if not tab.open:
+        ref, kwargs = bottleneck_waits(part)
+        data.prefetch(ref, flt, **dict(kwargs))
