@@ -282,7 +282,8 @@ def test_an_analyst_edits_a_rule_on_the_actions_page(monkeypatch, demo, tmp_path
 
 @pytest.mark.parametrize(("page", "state"), [("views/bottlenecks.py", {}), ("views/process_map.py", {}),
                                              ("views/bottlenecks.py", {"bn_tab": "By resource"}),
-                                             ("views/bottlenecks.py", {"bn_tab": "By activity and week"})])
+                                             ("views/bottlenecks.py", {"bn_tab": "By activity and week"}),
+                                             ("views/process_map.py", {"pm_tab": "Variants"})])
 def test_a_pages_main_questions_start_before_it_runs_and_are_the_ones_it_asks(monkeypatch, demo, page, state):
     """The router starts a page's main questions with the filter as soon as the filter bar knows it
     (PageSpec.early; for Bottlenecks, the open tab's); each must be the very question the page asks,

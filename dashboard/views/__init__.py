@@ -27,6 +27,17 @@ def bottlenecks_early(state: Mapping[str, Any]) -> tuple[Question, ...]:
     return (bottleneck_waits(BOTTLENECK_TABS.get(state.get(BOTTLENECK_TAB_KEY), "handoffs")),)
 
 
+#: Process map's tabs and the questions each asks
+PROCESS_MAP_TABS: dict[str, tuple[Question, ...]] = {
+    "Map": (PROCESS_MAP,), "Variants": (MAP_VARIANTS,), "Reference model": (PROCESS_MAP,), "Discover a model": ()}
+PROCESS_MAP_TAB_KEY = "pm_tab"
+
+
+def process_map_early(state: Mapping[str, Any]) -> tuple[Question, ...]:
+    """The open Process map tab's questions (the map's before any tab was picked)."""
+    return PROCESS_MAP_TABS.get(state.get(PROCESS_MAP_TAB_KEY), (PROCESS_MAP,))
+
+
 @dataclass(frozen=True)
 class PageSpec:
     path: str  # relative to dashboard/app.py
@@ -48,7 +59,7 @@ PAGES = [
     PageSpec("views/case.py", "Case", ":material/receipt_long:", "case", "Operations", plotly=True),
     PageSpec("views/actions.py", "Actions", ":material/bolt:", "actions", "Operations"),
     PageSpec("views/process_map.py", "Process map", ":material/account_tree:", "process-map", "Analysis",
-             early=(PROCESS_MAP,)),
+             early=process_map_early),
     PageSpec("views/conformance.py", "Conformance & exceptions", ":material/rule:", "conformance", "Analysis", plotly=True),
     PageSpec("views/bottlenecks.py", "Bottlenecks", ":material/hourglass_bottom:", "bottlenecks", "Analysis", plotly=True,
              early=bottlenecks_early),

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import auth, data
 from dashboard.components import fmt, layout, nav, processmap
-from dashboard.views import MAP_VARIANTS, PROCESS_MAP
+from dashboard.views import MAP_VARIANTS, PROCESS_MAP, PROCESS_MAP_TAB_KEY, PROCESS_MAP_TABS
 
 flt, ov = layout.analysis_page("Process map", "How cases really flow: the directly-follows map and its variants")
 
@@ -98,13 +98,14 @@ def discover_tab() -> None:
                            "[models.NAME] with its annotations (owners, SLAs).")
 
 
-# Only the open tab runs and draws (layout.tabs). The map starts early (the router's
-# PageSpec.early); once the open tab is drawn, the variant list of a closed Variants tab is
-# computed in the background, so that opening the tab finds it ready.
-tabs = layout.tabs(["Map", "Variants", "Reference model", "Discover a model"], key="pm_tab")
+# Only the open tab runs and draws (layout.tabs); the router started its questions early
+# (PageSpec.early). Once it is drawn, the other tabs' questions are computed in the background, so
+# that opening them finds their answers ready.
+tabs = layout.tabs(list(PROCESS_MAP_TABS), key=PROCESS_MAP_TAB_KEY)
 for tab, draw in zip(tabs, (map_tab, variants_tab, model_tab, discover_tab), strict=True):
     if tab.open:
         with tab:
             draw()
-if not tabs[1].open and ov is not None:
-    data.prefetch(MAP_VARIANTS[0], flt, **dict(MAP_VARIANTS[1]))
+asked = {q for tab, questions in zip(tabs, PROCESS_MAP_TABS.values(), strict=True) if tab.open for q in questions}
+for ref, kwargs in dict.fromkeys(q for questions in PROCESS_MAP_TABS.values() for q in questions if q not in asked):
+    data.prefetch(ref, flt, **dict(kwargs))
