@@ -452,7 +452,7 @@ class Loader:
         text_cols = sorted({c for c in columns if c and cols.get(c, "").upper() == "VARCHAR"})
         padded = {c for c in columns if c and not _prints_unpadded(cols.get(c, "")) and c not in text_cols}
         if text_cols and scan:
-            checks = ", ".join(f"bool_or({quote_ident(c)} LIKE ' %' OR {quote_ident(c)} LIKE '% ')" for c in text_cols)
+            checks = ", ".join(f"bool_or({_edge_spaces(quote_ident(c))})" for c in text_cols)
             row = self.con.execute(f"SELECT {checks} FROM _raw").fetchall()[0]
             padded |= {c for c, flag in zip(text_cols, row, strict=True) if flag}
         return padded
@@ -590,9 +590,9 @@ class Loader:
         stored = {r[0] for r in self.con.execute("DESCRIBE _norm_rows").fetchall()}
         text = [c for c in ("case_id", "activity", "resource", "lifecycle", "record_id", "corr_value") if c in stored]
         prefix = self.mapping.activity_prefix
-        checks = [f"bool_or({c} LIKE ' %' OR {c} LIKE '% ')" if not (c == "activity" and prefix) else
-                  f"bool_or(starts_with(activity, {quote_literal(prefix + ' ')}) OR activity LIKE '% ')"
-                  for c in text]
+        # a prefixed activity's value starts after its prefix
+        checks = [f"bool_or({_edge_spaces(c)})" if not (c == "activity" and prefix) else
+                  f"bool_or({_edge_spaces('activity', after=prefix)})" for c in text]
         n, rejected, *padded = self.con.execute(
             f"SELECT count(*), count(reject_reason){''.join(', ' + c for c in checks)} FROM _norm_rows").fetchall()[0]
         if rejected or any(padded) or not batch.verify(n):
@@ -787,6 +787,11 @@ class Loader:
 _UNPADDED_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                    "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN", "DATE", "TIME", "TIMESTAMP",
                    "UUID")
+
+
+def _edge_spaces(text_sql: str, after: str = "") -> str:
+    """SQL: whether the text has a leading or trailing space (leading: right after the prefix ``after``)."""
+    return f"(starts_with({text_sql}, {quote_literal(after + ' ')}) OR ends_with({text_sql}, ' '))"
 
 
 def _prints_unpadded(column_type: str) -> bool:

@@ -339,12 +339,13 @@ def batches(
             "rename the duplicate columns in the export so each name is unique, then import again", line=1,
         )
     varchar = [c for c in key_columns if c in header]
+    extra = {"duplicate_headers": dups, "encoding": encoding, "sep": sep}
     if stream and _byte_encoded(encoding) and not path.name.lower().endswith(".gz"):
         _clear_reader_rejects(con)
         rel = pinned(con, path, relation(path, sep, encoding, quote, varchar_columns=varchar), encoding, sep)
         batch = Batch(relation=rel, location=str(path),
                       line_offset=2, verify=lambda n: _read_cleanly(con, path, n, allow_empty))
-        batch.extra = {"duplicate_headers": dups, "encoding": encoding, "sep": sep}  # type: ignore[attr-defined]
+        batch.extra = extra  # type: ignore[attr-defined]
         yield batch
         if not batch.withdrawn:
             return
@@ -368,7 +369,7 @@ def batches(
     line_offset = _attach_lines(con, path, encoding, sep, quote, source_rejects)
     batch = Batch(relation="_csv_data", location=str(path), line_offset=line_offset, source_rejects=source_rejects,
                   disposable=True)
-    batch.extra = {"duplicate_headers": dups, "encoding": encoding, "sep": sep}  # type: ignore[attr-defined]
+    batch.extra = extra  # type: ignore[attr-defined]
     try:
         yield batch
     finally:
