@@ -105,9 +105,18 @@ def analysis_page(title: str, purpose: str, narrows: bool = False) -> tuple[Any,
     return flt, ov
 
 
-def tabs(labels: list[str], key: str) -> list[Any]:
-    """Tabs whose content runs only while the tab is open (``tab.open``): a filter change then
-    computes and draws one tab instead of all of them (each Plotly chart costs the browser
-    0.1-0.3 s to draw); picking another tab reruns the page for it. The selection is kept in the
-    session under ``key``."""
-    return list(st.tabs(labels, key=key, on_change="rerun"))
+def tabs(spec) -> list[Any]:
+    """The tabs of ``spec`` (a ``dashboard.views.PageTabs``), whose content runs only while the tab
+    is open (``tab.open``): a filter change then computes and draws one tab instead of all of them
+    (each Plotly chart costs the browser 0.1-0.3 s to draw); picking another tab reruns the page
+    for it. The selection is kept in the session under ``spec.key``; the router starts the open
+    tab's questions early."""
+    return list(st.tabs(list(spec.questions), key=spec.key, on_change="rerun"))
+
+
+def warm_closed_tabs(spec, drawn: list[Any], flt) -> None:
+    """Compute the questions of the closed tabs in the background, after the open one is drawn,
+    so that picking another tab finds its answers ready."""
+    asked = {q for tab, questions in zip(drawn, spec.questions.values(), strict=True) if tab.open for q in questions}
+    for ref, kwargs in dict.fromkeys(q for questions in spec.questions.values() for q in questions if q not in asked):
+        data.prefetch(ref, flt, **dict(kwargs))

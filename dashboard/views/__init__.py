@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,30 +12,32 @@ from typing import Any
 Question = tuple[str, tuple[tuple[str, Any], ...]]
 PROCESS_MAP: Question = ("dashboard.engines:process_map", ())
 MAP_VARIANTS: Question = ("top_variants", (("top", 50),))
-#: Bottlenecks' tabs and the table (``queries.bottleneck_waits`` part) each shows
-BOTTLENECK_TABS = {"By hand-off": "handoffs", "By activity and week": "weeks", "By resource": "resources"}
-BOTTLENECK_TAB_KEY = "bn_tab"
 
 
 def bottleneck_waits(part: str) -> Question:
-    """The question behind one Bottlenecks tab."""
+    """The question behind one Bottlenecks tab: its table (a ``queries.bottleneck_waits`` part)."""
     return ("bottleneck_waits", (("handoff_top", 30), ("activity_top", 15), ("resource_top", 30), ("parts", (part,))))
 
 
-def bottlenecks_early(state: Mapping[str, Any]) -> tuple[Question, ...]:
-    """The open Bottlenecks tab's question (the first tab's before any was picked)."""
-    return (bottleneck_waits(BOTTLENECK_TABS.get(state.get(BOTTLENECK_TAB_KEY), "handoffs")),)
+@dataclass(frozen=True)
+class PageTabs:
+    """A page's lazy tabs (``layout.tabs``): the session-state key of the open one, and the
+    questions each tab asks, in tab order. The first tab is open until another is picked."""
+
+    key: str
+    questions: dict[str, tuple[Question, ...]]
+
+    def open_questions(self, state: Mapping[str, Any]) -> tuple[Question, ...]:
+        """The questions of the tab open in a session with this state."""
+        return self.questions.get(state.get(self.key), next(iter(self.questions.values())))
 
 
-#: Process map's tabs and the questions each asks
-PROCESS_MAP_TABS: dict[str, tuple[Question, ...]] = {
-    "Map": (PROCESS_MAP,), "Variants": (MAP_VARIANTS,), "Reference model": (PROCESS_MAP,), "Discover a model": ()}
-PROCESS_MAP_TAB_KEY = "pm_tab"
-
-
-def process_map_early(state: Mapping[str, Any]) -> tuple[Question, ...]:
-    """The open Process map tab's questions (the map's before any tab was picked)."""
-    return PROCESS_MAP_TABS.get(state.get(PROCESS_MAP_TAB_KEY), (PROCESS_MAP,))
+BOTTLENECK_TABS = PageTabs("bn_tab", {"By hand-off": (bottleneck_waits("handoffs"),),
+                                      "By activity and week": (bottleneck_waits("weeks"),),
+                                      "By resource": (bottleneck_waits("resources"),)})
+PROCESS_MAP_TABS = PageTabs("pm_tab", {"Map": (PROCESS_MAP,), "Variants": (MAP_VARIANTS,),
+                                       "Reference model": (PROCESS_MAP,), "Discover a model": ()})
+CONFORMANCE_TABS = PageTabs("conf_tab", {"Deviations": (), "Exceptions": ()})
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,8 @@ class PageSpec:
     permission: str = "read"
     default: bool = False
     plotly: bool = False  # draws Plotly charts: its browser side needs Plotly's front-end bundle
-    # main questions, started before the page runs; or a function of the session state giving them
-    # (a page whose tabs ask different questions starts the open tab's)
-    early: tuple[Question, ...] | Callable[[Mapping[str, Any]], tuple[Question, ...]] = ()
+    early: tuple[Question, ...] = ()  # main questions, started before the page runs
+    tabs: PageTabs | None = None  # lazy tabs: the open tab's questions are started early too
 
 
 PAGES = [
@@ -59,10 +60,11 @@ PAGES = [
     PageSpec("views/case.py", "Case", ":material/receipt_long:", "case", "Operations", plotly=True),
     PageSpec("views/actions.py", "Actions", ":material/bolt:", "actions", "Operations"),
     PageSpec("views/process_map.py", "Process map", ":material/account_tree:", "process-map", "Analysis",
-             early=process_map_early),
-    PageSpec("views/conformance.py", "Conformance & exceptions", ":material/rule:", "conformance", "Analysis", plotly=True),
+             tabs=PROCESS_MAP_TABS),
+    PageSpec("views/conformance.py", "Conformance & exceptions", ":material/rule:", "conformance", "Analysis", plotly=True,
+             tabs=CONFORMANCE_TABS),
     PageSpec("views/bottlenecks.py", "Bottlenecks", ":material/hourglass_bottom:", "bottlenecks", "Analysis", plotly=True,
-             early=bottlenecks_early),
+             tabs=BOTTLENECK_TABS),
     PageSpec("views/data_sources.py", "Data", ":material/database:", "data", "Admin"),
 ]
 
@@ -70,13 +72,15 @@ PAGES = [
 BY_URL = {p.url_path: p.path for p in PAGES}
 #: titles of the pages that draw Plotly charts
 PLOTLY_TITLES = {p.title for p in PAGES if p.plotly}
-#: title -> the page's main questions (see PageSpec.early)
-EARLY = {p.title: p.early for p in PAGES if p.early}
+#: title -> the page
+BY_TITLE = {p.title: p for p in PAGES}
+#: file -> title
+TITLES_BY_PATH = {p.path: p.title for p in PAGES}
 
 
 def early_questions(title: str, state: Mapping[str, Any]) -> tuple[Question, ...]:
-    """The main questions of page ``title`` in a session with this state."""
-    early = EARLY.get(title, ())
-    return early(state) if callable(early) else early
-#: file -> title
-TITLES_BY_PATH = {p.path: p.title for p in PAGES}
+    """The main questions of page ``title`` in a session with this state: its own, and its open tab's."""
+    spec = BY_TITLE.get(title)
+    if spec is None:
+        return ()
+    return spec.early + (spec.tabs.open_questions(state) if spec.tabs else ())

@@ -7,20 +7,18 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.components import fmt, layout
-from dashboard.views import BOTTLENECK_TAB_KEY, BOTTLENECK_TABS, bottleneck_waits
+from dashboard.views import BOTTLENECK_TABS
 
 flt, ov = layout.analysis_page("Bottlenecks", "Where cases wait, and between whom")
 
-# Only the open tab's table is computed (each is a pass of exact quantiles over every wait; the
-# router started it early) and drawn; the others are computed in the background afterwards, so
-# that picking another tab finds its table ready.
-tabs = layout.tabs(list(BOTTLENECK_TABS), key=BOTTLENECK_TAB_KEY)
+# Only the open tab's table is computed (each is a pass of exact quantiles over every wait) and
+# drawn (layout.tabs); the others' follow in the background.
+tabs = layout.tabs(BOTTLENECK_TABS)
 tab_edge, tab_week, tab_res = tabs
 waits: dict = {}
-for tab, part in zip(tabs, BOTTLENECK_TABS.values(), strict=True):
+for tab, ((ref, kwargs),) in zip(tabs, BOTTLENECK_TABS.questions.values(), strict=True):
     if tab.open:
         with tab:
-            ref, kwargs = bottleneck_waits(part)
             waits = layout.outcome(data.attempt(ref, flt, **dict(kwargs)), "Waiting times") or {}
 hw, wk, rs = waits.get("handoffs"), waits.get("weeks"), waits.get("resources")
 with tab_edge:
@@ -90,7 +88,4 @@ with tab_res:
             column_config={"share": st.column_config.ProgressColumn("share of waiting", format="%.1f%%",
                                                                     min_value=0, max_value=100)})
 
-for tab, part in zip(tabs, BOTTLENECK_TABS.values(), strict=True):
-    if not tab.open:
-        ref, kwargs = bottleneck_waits(part)
-        data.prefetch(ref, flt, **dict(kwargs))
+layout.warm_closed_tabs(BOTTLENECK_TABS, tabs, flt)

@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import data, engines
 from dashboard.components import fmt, layout, nav
+from dashboard.views import CONFORMANCE_TABS
 
 #: rows of the unhandled-exceptions list sent to the browser (the latest first)
 LIST_ROWS = 500
@@ -141,8 +142,7 @@ def exceptions_tab() -> None:
 
 
 # Only the open tab runs and draws (layout.tabs): each holds several Plotly charts and tables.
-for tab, draw in zip(layout.tabs(["Deviations", "Exceptions"], key="conf_tab"), (deviations_tab, exceptions_tab),
-                     strict=True):
+for tab, draw in zip(layout.tabs(CONFORMANCE_TABS), (deviations_tab, exceptions_tab), strict=True):
     if tab.open:
         with tab:
             draw()

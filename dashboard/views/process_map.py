@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import auth, data
 from dashboard.components import fmt, layout, nav, processmap
-from dashboard.views import MAP_VARIANTS, PROCESS_MAP, PROCESS_MAP_TAB_KEY, PROCESS_MAP_TABS
+from dashboard.views import MAP_VARIANTS, PROCESS_MAP, PROCESS_MAP_TABS
 
 flt, ov = layout.analysis_page("Process map", "How cases really flow: the directly-follows map and its variants")
 
@@ -98,14 +98,10 @@ def discover_tab() -> None:
                            "[models.NAME] with its annotations (owners, SLAs).")
 
 
-# Only the open tab runs and draws (layout.tabs); the router started its questions early
-# (PageSpec.early). Once it is drawn, the other tabs' questions are computed in the background, so
-# that opening them finds their answers ready.
-tabs = layout.tabs(list(PROCESS_MAP_TABS), key=PROCESS_MAP_TAB_KEY)
+# Only the open tab runs and draws (layout.tabs); the others' questions follow in the background.
+tabs = layout.tabs(PROCESS_MAP_TABS)
 for tab, draw in zip(tabs, (map_tab, variants_tab, model_tab, discover_tab), strict=True):
     if tab.open:
         with tab:
             draw()
-asked = {q for tab, questions in zip(tabs, PROCESS_MAP_TABS.values(), strict=True) if tab.open for q in questions}
-for ref, kwargs in dict.fromkeys(q for questions in PROCESS_MAP_TABS.values() for q in questions if q not in asked):
-    data.prefetch(ref, flt, **dict(kwargs))
+layout.warm_closed_tabs(PROCESS_MAP_TABS, tabs, flt)
