@@ -79,13 +79,18 @@ def plan(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, use_aggregat
     return Plan(ctes=ctes, fast=fast, filtered=filtered)
 
 
+def summaries_have_source_bits(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the maintained case summaries carry ``source_mask`` (migration 0007)."""
+    return bool(con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'an_cases' "
+                            "AND column_name = 'source_mask'").fetchall()[0][0])
+
+
 def source_mask(con: duckdb.DuckDBPyConnection, names: list[str] | None, fast: bool) -> int | None:
     """The case-summary bits (``source_mask``) of the sources ``names``; None when one of them has no bit
     (its id is 64 or more) or the summaries read have no such column (a store from before migration 0007)."""
     if names is None:
         return None
-    if fast and not con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'an_cases' "
-                                "AND column_name = 'source_mask'").fetchall()[0][0]:
+    if fast and not summaries_have_source_bits(con):
         return None
     mask, unbitted = con.execute(
         f"SELECT coalesce(bit_or({SOURCE_BIT_SQL}), 0), count(*) FILTER (WHERE source_id >= {SOURCE_MASK_BITS}) "

@@ -82,11 +82,11 @@ def overview(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None) -> d
 
 def _all_sources_have_bits(con: duckdb.DuckDBPyConnection) -> bool:
     """True when every source id has its bit in ``an_cases.source_mask`` (ids below 64, column present)."""
+    from analytics.plan import summaries_have_source_bits
     from analytics.queries import SOURCE_MASK_BITS
 
-    has_column = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'an_cases' "
-                             "AND column_name = 'source_mask'").fetchone()[0]
-    return bool(has_column) and con.execute("SELECT coalesce(max(source_id), 0) FROM sources").fetchone()[0] < SOURCE_MASK_BITS
+    return summaries_have_source_bits(con) and \
+        con.execute("SELECT coalesce(max(source_id), 0) FROM sources").fetchone()[0] < SOURCE_MASK_BITS
 
 
 def time_bounds(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None]:
