@@ -8,6 +8,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from analytics import pair_index
 from analytics.calendar import BusinessCalendar, duration_sql
 from analytics.filters import Filter
 from analytics.incremental import edge_stats_fresh
@@ -49,8 +50,11 @@ def dfg(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, *, calendar: 
     names = activity_names(con)
     seconds = duration_sql(con, "src_ts", "tgt_ts", calendar)
     order = " ORDER BY frequency DESC, src_id, tgt_id"
+    index = pair_index.lookup(con, "edge") if p.fast and p.filtered and calendar is None else None
     if p.fast and not p.filtered and calendar is None and edge_stats_fresh(con):
         edges = con.execute(stored_dfg_sql() + order).df()  # maintained per-edge statistics (same numbers)
+    elif index is not None:  # the kept cases' pairs from the in-memory index (same numbers)
+        edges = edges_from_index(index, con.execute(p.sql("SELECT case_key FROM kc")).fetchnumpy()["case_key"])
     else:
         edges = con.execute(p.sql(dfg_sql("ed", seconds, exact_cases=p.fast) + order)).df()
     edges.insert(0, "source", edges.pop("src_id").map(names))
@@ -72,3 +76,12 @@ def dfg(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, *, calendar: 
     acts = {a: int(n) for a, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))}
     return DFGResult(edges=edges.reset_index(drop=True), start_activities=start, end_activities=end,
                      activities=acts, cases=n_cases, working_time=calendar is not None)
+
+
+def edges_from_index(index: pair_index.PairIndex, keys) -> pd.DataFrame:
+    """The rows of :func:`analytics.queries.dfg_sql` for the cases ``keys`` from an ``edge`` pair index."""
+    st = index.stats(pair_index.selection_mask(keys))
+    edges = st.rename(columns={"q0.5": "median_seconds", "q0.9": "p90_seconds"})[
+        ["src_id", "tgt_id", "frequency", "cases", "mean_seconds", "median_seconds", "p90_seconds",
+         "min_seconds", "max_seconds", "total_seconds"]]
+    return edges.sort_values(["frequency", "src_id", "tgt_id"], ascending=[False, True, True]).reset_index(drop=True)

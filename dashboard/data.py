@@ -127,8 +127,10 @@ class _ReadWriteLock:
 _LOCK = _ReadWriteLock()
 
 
-#: Seconds the dashboard keeps the store open after its last query (see dashboard.reader).
-READER_LINGER = float(os.environ.get("PROCESSLENS_DASHBOARD_READER_LINGER", "1"))
+#: Seconds the dashboard keeps the store open after its last query (see dashboard.reader): long
+#: enough to span a reader's look at a page, so that the next click finds DuckDB's caches warm.
+#: processlens writers signal that they wait and get the file within a fraction of a second.
+READER_LINGER = float(os.environ.get("PROCESSLENS_DASHBOARD_READER_LINGER", "30"))
 _READERS: dict[str, Any] = {}
 _READERS_LOCK = threading.Lock()
 
@@ -421,6 +423,7 @@ def clear() -> None:
     _ANSWERED.clear()
     _NARROWED.clear()
     _MEMO.clear()
+    _INDEX_BUILDS.clear()
     st.cache_data.clear()
 
 
@@ -448,6 +451,48 @@ def memo(name: str, flt: ViewFilter | None, build, **params) -> Any:
     while len(_MEMO) > _MEMO_MAX:
         _MEMO.popitem(last=False)
     return value
+
+
+#: With PROCESSLENS_DASHBOARD_PAIR_INDEXES=0 the pages compute filtered waiting-time statistics in
+#: DuckDB instead of from in-memory pair indexes (about 13 bytes per directly-follows pair each).
+PAIR_INDEXES = os.environ.get("PROCESSLENS_DASHBOARD_PAIR_INDEXES", "1") not in ("", "0")
+_INDEX_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="processlens-pair-index")
+_INDEX_BUILDS: dict[tuple[str, int, str], Future] = {}
+
+
+def warm_pair_indexes(groupings: tuple[str, ...]) -> None:
+    """Build the store's pair indexes ``groupings`` (:mod:`analytics.pair_index`) in the background,
+    one at a time, once per data version: the page's filtered waiting times then come from memory.
+
+    Called by the router for the pages that use them (``PageSpec.pair_indexes``), before any
+    filter is set, so that the first filter change finds them built (2 s each at 10M events).
+    """
+    if not PAIR_INDEXES or not groupings:
+        return
+    try:
+        db, version = db_path(), data_version()
+    except Exception:  # noqa: BLE001 - no store yet, or it is busy: the queries use DuckDB meanwhile
+        return
+    with _PENDING_LOCK:
+        for old in [k for k in _INDEX_BUILDS if k[0] == db and k[1] != version]:
+            del _INDEX_BUILDS[old]
+        for grouping in groupings:
+            if (db, version, grouping) not in _INDEX_BUILDS:
+                _INDEX_BUILDS[(db, version, grouping)] = _INDEX_POOL.submit(_build_pair_index, db, grouping)
+
+
+def _build_pair_index(db: str, grouping: str) -> None:
+    from analytics import pair_index
+    from analytics.incremental import is_fresh
+
+    def build(con) -> None:
+        if is_fresh(con):  # without fresh aggregates the queries scan the events, not an_edges
+            pair_index.ensure(con, grouping)
+
+    try:
+        run_read(build, db)
+    except Exception:  # noqa: BLE001 - a missing index only makes filtered queries use DuckDB
+        log.warning("building the %s pair index of %s failed", grouping, db, exc_info=True)
 
 
 def attempt_filtered(ref: str, flt: ViewFilter | None = None, **kwargs) -> Outcome:
@@ -484,8 +529,46 @@ def _selected_mask(flt: ViewFilter):
     return mask
 
 
-def _narrow(result: Outcome, flt: ViewFilter) -> Outcome:
+def rows_in_filter(df, flt: ViewFilter | None):
+    """A boolean array over the rows of an all-cases engine result ``df``: True where the row's case
+    is one ``flt`` selects (all True without a filter; None when the frame names no cases).
+
+    Indexes the filter's case-key mask by the frame's ``case_key`` column; a frame without keys
+    compares case ids (slower). Counting with it is much cheaper than narrowing a large frame.
+    """
     import numpy as np
+
+    if "case_id" not in df:
+        return None
+    if flt is None or flt.is_empty:
+        return np.ones(len(df), dtype=bool)
+    if "case_key" in df:
+        sel = _selected_mask(flt)
+        keys = df["case_key"].to_numpy(dtype=np.int64)
+        ok = (keys >= 0) & (keys < len(sel))
+        out = np.zeros(len(keys), dtype=bool)
+        out[ok] = sel[keys[ok]]
+        return out
+    ids = attempt("selected_case_ids", flt)
+    if not ids.ok or ids.value is None:
+        return None
+    # object dtype: pandas' string-dtype isin is ten times slower on 100k ids
+    return df["case_id"].astype(str).astype(object).isin(list(ids.value)).to_numpy()
+
+
+def count_in_filter(df, flt: ViewFilter | None, where=None) -> int:
+    """How many rows of an all-cases engine result ``df`` belong to the cases ``flt`` selects (and
+    have ``where``, a boolean array over the rows, set), without narrowing the frame itself."""
+    import numpy as np
+
+    rows = rows_in_filter(df, flt)
+    rows = np.ones(len(df), dtype=bool) if rows is None else rows
+    if where is not None:
+        rows = rows & np.asarray(where, dtype=bool)
+    return int(rows.sum())
+
+
+def _narrow(result: Outcome, flt: ViewFilter) -> Outcome:
     import pandas as pd
 
     if not result.ok:
@@ -493,32 +576,13 @@ def _narrow(result: Outcome, flt: ViewFilter) -> Outcome:
     frames = [result.value] if isinstance(result.value, pd.DataFrame) else (
         [result.value["per_case"]] if isinstance(result.value, dict) and isinstance(result.value.get("per_case"), pd.DataFrame)
         else [])
-    if not frames or "case_id" not in frames[0]:
+    rows = rows_in_filter(frames[0], flt) if frames else None
+    if rows is None:
         return result
-    if "case_key" in frames[0]:
-        sel = _selected_mask(flt)
-
-        def mask(df: pd.DataFrame) -> np.ndarray:
-            keys = df["case_key"].to_numpy(dtype=np.int64)
-            ok = (keys >= 0) & (keys < len(sel))
-            out = np.zeros(len(keys), dtype=bool)
-            out[ok] = sel[keys[ok]]
-            return out
-    else:  # an engine result without keys: compare the ids (slower)
-        ids = attempt("selected_case_ids", flt)
-        if not ids.ok or ids.value is None:
-            return result
-        keep = list(ids.value)
-
-        def mask(df: pd.DataFrame):
-            # object dtype: pandas' string-dtype isin is ten times slower on 100k ids
-            return df["case_id"].astype(str).astype(object).isin(keep).to_numpy()
-
+    if isinstance(result.value, pd.DataFrame):
+        return Outcome(result.value[rows])
     value = result.value
-    if isinstance(value, pd.DataFrame):
-        return Outcome(value[mask(value)])
-    pc = value["per_case"]
-    pc = pc[mask(pc)]
+    pc = value["per_case"][rows]
     narrowed = {**value, "per_case": pc, "cases": len(pc)}
     if "fitting" in pc:
         narrowed["fitting_cases"] = int(pc["fitting"].fillna(False).astype(bool).sum())

@@ -200,6 +200,24 @@ def exceptions(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None = None, no
     return _keyed(con, _restrict(pd.DataFrame(df), _case_ids(con, flt)).copy())
 
 
+def unhandled_rows(ex: pd.DataFrame) -> np.ndarray:
+    """Which rows of an :func:`exceptions` result are unhandled exception events (a deviation from the
+    model, also listed there, counts in the conformance rate instead)."""
+    out = ~ex["handled"].astype(bool).to_numpy()
+    if "kind" in ex:
+        out &= (ex["kind"] == "exception event").to_numpy()
+    return out
+
+
+def fitting_share(per_case: pd.DataFrame, rows: np.ndarray | None = None) -> float | None:
+    """The share of the cases of a :func:`conformance` ``per_case`` table (its ``rows``, a boolean
+    array, if given) that fit the model; None without cases."""
+    fitting = per_case["fitting"].fillna(False).astype(bool).to_numpy()
+    if rows is not None:
+        fitting = fitting[rows]
+    return float(fitting.mean()) if len(fitting) else None
+
+
 def _check(con: duckdb.DuckDBPyConnection, config: str | None, method: str) -> Any:
     model = reference_model(config)
     fn = engine("models", "check")

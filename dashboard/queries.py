@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from analytics import pair_index
 from dashboard.filters import VARIANT_ID_LEN, VARIANT_ID_SQL, VARIANT_SEP, ViewFilter, attr_path
 from ingest.store import EVENT_ORDER, data_version
 
@@ -455,13 +456,9 @@ _PART_SETS = {"handoffs": (("src_id", "tgt_id", "src_source_id", "tgt_source_id"
               "resources": (("tgt_resource",), "tgt_resource")}
 
 
-def _bottleneck_waits_from_edges(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, handoff_top: int,
-                                 activity_top: int, resource_top: int,
-                                 parts: Sequence[str] = BOTTLENECK_PARTS) -> dict[str, pd.DataFrame]:
-    """:func:`bottleneck_waits` from the maintained directly-follows pairs (``an_edges``): each pair is
-    one event and its predecessor in the case, so the waits are the same without a window over the
-    events. One scan groups the pairs by each part's grouping set at once (hand-off; activity and
-    week; resource); shares, the top rows and the names are then taken from the few groups."""
+def _bottleneck_groups(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, wanted: list[str]) -> pd.DataFrame:
+    """One scan of the selected cases' pairs grouped by each wanted part's grouping set: the part
+    (``kind``), its keys, ``n``, ``total`` and ``q`` ([median, p90]) per group."""
     with_, params = _scope(flt)
     with_ = with_ + ", " if with_ else "WITH "
     if flt is None or flt.is_empty:
@@ -472,7 +469,6 @@ def _bottleneck_waits_from_edges(con: duckdb.DuckDBPyConnection, flt: ViewFilter
         top = int(con.execute("SELECT coalesce(max(case_key), 0) FROM cases").fetchone()[0])
         with_ += f"sel AS (SELECT bitstring_agg(case_key, 0, {top}) AS bits FROM fc), "
         keep = ", sel WHERE get_bit(sel.bits, d.case_key) = 1"
-    wanted = [p for p in BOTTLENECK_PARTS if p in parts]
     sets = ", ".join(f"({', '.join(_PART_SETS[p][0])})" for p in wanted)
     grouped = {c for p in wanted for c in _PART_SETS[p][0]}
     keys = ", ".join(c if c in grouped else f"NULL AS {c}"
@@ -481,18 +477,42 @@ def _bottleneck_waits_from_edges(con: duckdb.DuckDBPyConnection, flt: ViewFilter
     kind = (f"'{wanted[0]}'" if len(wanted) == 1 else
             "CASE " + " ".join(f"WHEN GROUPING({_PART_SETS[p][1]}) = 0 THEN '{p}'" for p in wanted[:-1])
             + f" ELSE '{wanted[-1]}' END")
-    groups = _df(con, with_ + f"""
+    return _df(con, with_ + f"""
         w AS (SELECT d.src_id, d.tgt_id, d.src_source_id, d.tgt_source_id, d.tgt_resource,
                      date_trunc('week', d.tgt_ts) AS week, epoch(d.tgt_ts) - epoch(d.src_ts) AS wait
               FROM an_edges d{keep})
         SELECT {kind} AS kind, {keys}, count(*) AS n, sum(wait) AS total, quantile_cont(wait, [0.5, 0.9]) AS q
         FROM w GROUP BY GROUPING SETS ({sets})
         """, params)
+
+
+def _bottleneck_waits_from_edges(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, handoff_top: int,
+                                 activity_top: int, resource_top: int,
+                                 parts: Sequence[str] = BOTTLENECK_PARTS) -> dict[str, pd.DataFrame]:
+    """:func:`bottleneck_waits` from the maintained directly-follows pairs (``an_edges``): each pair is
+    one event and its predecessor in the case, so the waits are the same without a window over the
+    events. One scan groups the pairs by each part's grouping set at once (hand-off; activity and
+    week; resource); shares, the top rows and the names are then taken from the few groups."""
+    wanted = [p for p in BOTTLENECK_PARTS if p in parts]
+    filtered = flt is not None and not flt.is_empty
+    indexes = {p: pair_index.lookup(con, p) for p in wanted} if filtered else {}
+    if filtered and all(index is not None for index in indexes.values()):
+        # the selected cases' pairs from the in-memory indexes the dashboard built (same numbers)
+        scope, params = _scope(flt)
+        selected = pair_index.selection_mask(con.execute(scope + "SELECT case_key FROM fc", params).fetchnumpy()["case_key"])
+        part_groups = {}
+        for p in wanted:
+            got = indexes[p].stats(selected, cases=False)
+            part_groups[p] = got.rename(columns={"frequency": "n", "total_seconds": "total"}).assign(
+                q=list(zip(got["q0.5"], got["q0.9"], strict=True)))
+    else:
+        groups = _bottleneck_groups(con, flt, wanted)
+        part_groups = {p: groups[groups["kind"] == p] for p in wanted}
     activity = dict(con.execute("SELECT activity_id, name FROM activities").fetchall())
     system = dict(con.execute("SELECT source_id, name FROM sources").fetchall())
     out = {}
     if "handoffs" in parts:
-        pairs = groups[groups["kind"] == "handoffs"]
+        pairs = part_groups["handoffs"]
         handoffs = pd.DataFrame({
             "source": pairs["src_id"].map(activity), "target": pairs["tgt_id"].map(activity),
             "source_system": pairs["src_source_id"].map(system), "target_system": pairs["tgt_source_id"].map(system),
@@ -501,7 +521,7 @@ def _bottleneck_waits_from_edges(con: duckdb.DuckDBPyConnection, flt: ViewFilter
         out["handoffs"] = handoffs.sort_values(["total_wait_seconds", "source", "target", "source_system", "target_system"],
                                                ascending=[False, True, True, True, True]).head(int(handoff_top))
     if "weeks" in parts:
-        weeks = groups[groups["kind"] == "weeks"]
+        weeks = part_groups["weeks"]
         # the activities with the most waiting before them (all their pairs, summed over the weeks), by week
         waited = weeks.groupby("tgt_id")["total"].sum().reset_index().sort_values(["total", "tgt_id"],
                                                                                    ascending=[False, True])
@@ -510,7 +530,7 @@ def _bottleneck_waits_from_edges(con: duckdb.DuckDBPyConnection, flt: ViewFilter
                                      "events": weeks["n"], "median_seconds": [q[0] for q in weeks["q"]]}
                                     ).sort_values(["week", "activity"])
     if "resources" in parts:
-        res = groups[groups["kind"] == "resources"]
+        res = part_groups["resources"]
         resources = pd.DataFrame({
             "resource": res["tgt_resource"].fillna("(none)"), "events": res["n"], "total_wait_seconds": res["total"],
             "median_seconds": [q[0] for q in res["q"]], "share_of_waiting": res["total"] / res["total"].sum()})
@@ -707,21 +727,33 @@ def on_time_share(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start:
     now_ts = datetime.fromisoformat(now) if now else t1
     fresh = _fresh_aggregates(con)
     cte, params = _case_spans(con, flt, end_activities, idle_days, now_ts, fresh)
-    if fresh:  # the wait before each event but a case's first is one maintained directly-follows pair
-        waits = ("SELECT d.case_key, a.name AS activity, (epoch(d.tgt_ts) - epoch(d.src_ts)) AS wait FROM an_edges d "
-                 "JOIN activities a ON a.activity_id = d.tgt_id WHERE d.case_key IN (SELECT case_key FROM done)")
+    if fresh:
+        # the wait before each event but a case's first is one maintained directly-follows pair; the
+        # completed cases as a bit string indexed by case_key (a bit test per pair instead of a
+        # semi-join of millions of pairs), the SLAs by activity id
+        top = int(con.execute("SELECT coalesce(max(case_key), 0) FROM cases").fetchone()[0])
+        ids = dict(con.execute("SELECT name, activity_id FROM activities WHERE name IN (SELECT unnest(?::VARCHAR[]))",
+                               [list(sla)]).fetchall())
+        limits = {ids[a]: float(v) for a, v in sla.items() if a in ids}
+        late = f"""
+            sla AS (SELECT unnest(?::INTEGER[]) AS tgt_id, unnest(?::DOUBLE[]) AS sla),
+            bits AS (SELECT bitstring_agg(case_key, 0, {top}) AS b FROM done),
+            late AS (SELECT DISTINCT d.case_key FROM an_edges d JOIN sla USING (tgt_id), bits
+                     WHERE get_bit(bits.b, d.case_key) = 1 AND epoch(d.tgt_ts) - epoch(d.src_ts) > sla.sla)"""
+        late_params = [list(limits), list(limits.values())]
     else:
-        waits = (f"SELECT e.case_key, a.name AS activity, (epoch(e.ts) - epoch(lag(e.ts) OVER (PARTITION BY e.case_key "
-                 f"ORDER BY {EVENT_ORDER}))) AS wait FROM events e JOIN activities a USING (activity_id) "
-                 "WHERE e.case_key IN (SELECT case_key FROM done)")
-    rows = con.execute(cte + f"""
-            , sla AS (SELECT unnest(?::VARCHAR[]) AS activity, unnest(?::DOUBLE[]) AS sla),
-            done AS (SELECT case_key, last_ts FROM pc WHERE closed AND last_ts >= ? AND last_ts < ?),
-            w AS ({waits}),
-            late AS (SELECT DISTINCT w.case_key FROM w JOIN sla s USING (activity) WHERE w.wait > s.sla)
+        late = f"""
+            sla AS (SELECT unnest(?::VARCHAR[]) AS activity, unnest(?::DOUBLE[]) AS sla),
+            w AS (SELECT e.case_key, a.name AS activity, (epoch(e.ts) - epoch(lag(e.ts) OVER (PARTITION BY e.case_key
+                         ORDER BY {EVENT_ORDER}))) AS wait FROM events e JOIN activities a USING (activity_id)
+                  WHERE e.case_key IN (SELECT case_key FROM done)),
+            late AS (SELECT DISTINCT w.case_key FROM w JOIN sla s USING (activity) WHERE w.wait > s.sla)"""
+        late_params = [list(sla), [float(v) for v in sla.values()]]
+    rows = con.execute(cte + f""",
+            done AS (SELECT case_key, last_ts FROM pc WHERE closed AND last_ts >= ? AND last_ts < ?),{late}
         SELECT (d.last_ts >= ?) AS cur, count(*) AS cases, count(*) FILTER (WHERE l.case_key IS NULL) AS on_time
         FROM done d LEFT JOIN late l USING (case_key) GROUP BY 1""",
-                       params + [list(sla), [float(v) for v in sla.values()], p0, t1, t0]).fetchall()
+                       params + [p0, t1] + late_params + [t0]).fetchall()
     got = {bool(cur): (n, ok) for cur, n, ok in rows}
     share = {k: (v[1] / v[0] if v[0] else None) for k, v in got.items()}
     return {"current": share.get(True), "previous": share.get(False),

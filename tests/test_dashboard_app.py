@@ -253,6 +253,60 @@ def test_stuck_work_under_a_filter_lists_exactly_the_stuck_cases_it_selects(monk
     assert metrics(at)["Stuck cases"] == str(len(expected))
 
 
+def test_health_under_a_filter_counts_only_the_cases_it_selects(monkeypatch, demo):
+    """Health counts the unhandled exceptions and the conformance rate of the filter's cases from the
+    all-cases results (without narrowing them): the same numbers as the ground truth and the
+    Conformance page, which narrows."""
+    import json
+
+    db, config = demo
+    truth = json.loads((config.parent / "truth.json").read_text())
+    with duckdb.connect(str(db), read_only=True) as con:
+        region = dict(con.execute("SELECT case_id, json_extract_string(attrs, '$.region') FROM cases").fetchall())
+    unhandled = {region.get(c) for c, t in truth.items() if t["unhandled_exception"]}
+    everywhere = sum(1 for t in truth.values() if t["unhandled_exception"])
+    assert everywhere, "the demo world has unhandled exceptions"
+    regions = sorted(set(region.values()) - {None})
+    chosen = {"with": sorted(unhandled - {None})[0], "without": sorted(set(regions) - unhandled)[0]}
+    for which, value in chosen.items():
+        expected = sum(1 for c, t in truth.items() if t["unhandled_exception"] and region.get(c) == value)
+        assert (expected > 0) == (which == "with")
+        health = run_page(monkeypatch, db, "views/health.py", config, params={"attr": f"region={value}"})
+        assert_clean(health, "views/health.py")
+        assert metrics(health)["Unhandled exceptions"] == f"{expected:,}"
+        conf = run_page(monkeypatch, db, "views/conformance.py", config, params={"attr": f"region={value}"})
+        assert_clean(conf, "views/conformance.py")
+        assert metrics(health)["Conformance"] == metrics(conf)["Cases fitting the model"]
+    unfiltered = run_page(monkeypatch, db, "views/health.py", config)
+    assert metrics(unfiltered)["Unhandled exceptions"] == f"{everywhere:,}"
+
+
+def test_pages_with_filtered_waiting_times_build_their_pair_indexes_in_the_background(monkeypatch, demo):
+    from concurrent.futures import wait
+
+    from analytics import pair_index
+    from dashboard import data
+    from ingest.store import open_store
+
+    db, config = demo
+    pair_index.forget()
+    data._INDEX_BUILDS.clear()
+    try:
+        for page, groupings in (("views/health.py", ()), ("views/bottlenecks.py", ("handoffs", "weeks", "resources")),
+                                ("views/process_map.py", ("edge",))):
+            assert_clean(run_page(monkeypatch, db, page, config), page)
+            wait(list(data._INDEX_BUILDS.values()), timeout=120)
+            built = {g for (_db, _version, g) in data._INDEX_BUILDS}
+            assert set(groupings) <= built and (groupings or not built)
+            with open_store(db, read_only=True) as con:
+                for grouping in groupings:
+                    assert pair_index.lookup(con, grouping) is not None, grouping
+        assert built == set(pair_index.GROUPINGS)
+    finally:
+        pair_index.forget()
+        data._INDEX_BUILDS.clear()
+
+
 def test_an_analyst_edits_a_rule_on_the_actions_page(monkeypatch, demo, tmp_path):
     """The rule editor validates like processlens.toml: a bad edit is refused, a good one is saved beside it."""
     import shutil

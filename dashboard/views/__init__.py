@@ -52,6 +52,7 @@ class PageSpec:
     plotly: bool = False  # draws Plotly charts: its browser side needs Plotly's front-end bundle
     early: tuple[Question, ...] = ()  # main questions, started before the page runs
     tabs: PageTabs | None = None  # lazy tabs: the open tab's questions are started early too
+    pair_indexes: tuple[str, ...] = ()  # analytics.pair_index groupings its filtered questions read
 
 
 PAGES = [
@@ -60,11 +61,11 @@ PAGES = [
     PageSpec("views/case.py", "Case", ":material/receipt_long:", "case", "Operations", plotly=True),
     PageSpec("views/actions.py", "Actions", ":material/bolt:", "actions", "Operations"),
     PageSpec("views/process_map.py", "Process map", ":material/account_tree:", "process-map", "Analysis",
-             tabs=PROCESS_MAP_TABS),
+             tabs=PROCESS_MAP_TABS, pair_indexes=("edge",)),
     PageSpec("views/conformance.py", "Conformance & exceptions", ":material/rule:", "conformance", "Analysis", plotly=True,
              tabs=CONFORMANCE_TABS),
     PageSpec("views/bottlenecks.py", "Bottlenecks", ":material/hourglass_bottom:", "bottlenecks", "Analysis", plotly=True,
-             tabs=BOTTLENECK_TABS),
+             tabs=BOTTLENECK_TABS, pair_indexes=("handoffs", "weeks", "resources")),
     PageSpec("views/data_sources.py", "Data", ":material/database:", "data", "Admin"),
 ]
 

@@ -8,13 +8,14 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard import data, queries
+from dashboard import data, engines, queries
 from dashboard.components import charts, fmt, kpi, layout, nav
 
 DEFAULT_ON_TIME = {"green": 0.9, "red": 0.7}  # used when [dashboard.targets] does not set one
 DEFAULT_CONF = {"green": 0.9, "red": 0.75}
 #: seconds the page waits for the model-based tiles before drawing them as "computing"
 MODEL_WAIT = float(os.environ.get("PROCESSLENS_DASHBOARD_MODEL_WAIT", "1"))
+
 
 flt, ov = layout.analysis_page("Process health", "How the process is doing against its targets", narrows=True)
 
@@ -53,24 +54,29 @@ model_calls = {"stuck": ("dashboard.engines:stuck", dict(now=now.isoformat(), co
 futures = [data.prefetch(ref, **kw) for ref, kw in model_calls.values()]
 models_ready = not wait(futures, timeout=MODEL_WAIT).not_done
 computing = data.Outcome(kind="busy", message="still computing — the tile fills in by itself in a moment")
-stuck, exc, conf = (data.attempt_filtered(ref, flt, **kw) if models_ready else computing
-                    for ref, kw in model_calls.values())
+# stuck cases are few and drawn below: narrowed to the filter; exceptions and conformance (a row per
+# exception or case, a million at 10M events) are only counted here, without narrowing their frames
+stuck, exc, conf = (data.attempt_filtered(ref, flt if name == "stuck" else None, **kw) if models_ready else computing
+                    for name, (ref, kw) in model_calls.items())
 n_stuck = len(stuck.value) if stuck.ok else None
 n_unhandled = None
 if exc.ok and "handled" in exc.value:
-    ex = exc.value
-    if "kind" in ex:  # exception events from the sources; deviations count in the conformance rate
-        ex = ex[ex["kind"] == "exception event"]
-    n_unhandled = int((~ex["handled"].astype(bool)).sum())
+    n_unhandled = data.memo("health.unhandled", flt, lambda: data.count_in_filter(exc.value, flt, engines.unhandled_rows(exc.value)),
+                            **model_calls["exceptions"][1])
 on_time = {"current": None, "previous": None}
 if sla.ok and sla.value:
     on_time = data.attempt("on_time_share", flt, start=start.isoformat(), end=end.isoformat(), sla=sla.value,
                            **common).value or on_time
 conf_rate = None
 if conf.ok:
-    c = conf.value
-    if c.get("cases"):
-        conf_rate = c.get("fitting_cases", 0) / c["cases"]
+    def conformance_rate(c: dict) -> float | None:
+        pc = c.get("per_case")
+        rows = data.rows_in_filter(pc, flt) if not flt.is_empty and pc is not None and "fitting" in pc else None
+        if rows is not None:
+            return engines.fitting_share(pc, rows)
+        return c.get("fitting_cases", 0) / c["cases"] if c.get("cases") else None
+
+    conf_rate = data.memo("health.conformance_rate", flt, lambda: conformance_rate(conf.value), **model_calls["conformance"][1])
 
 med_d, prev_med_d = fmt.days(cur["median_seconds"]), fmt.days(prev["median_seconds"])
 p90_d, prev_p90_d = fmt.days(cur["p90_seconds"]), fmt.days(prev["p90_seconds"])
