@@ -55,7 +55,10 @@ try:
         nav.preload_plotly()
     filter_bar.render(early=early_questions(page.title, st.session_state))
     _data.timing("filter bar", _t0)
-    page.run()
+    try:
+        page.run()
+    finally:
+        filter_bar.finish()  # the variant picker, whose list computed while the page ran
     _data.timing(f"page {page.title}", _t0)
 except Exception as exc:  # noqa: BLE001 - users get a message, the server log gets the traceback
     logging.getLogger("processlens.dashboard").exception("page %s failed", page.title)

@@ -189,6 +189,20 @@ def test_changing_a_filter_widget_updates_the_link_and_the_numbers(monkeypatch, 
     assert "source Helpdesk" in at.caption[0].value
 
 
+def test_the_variant_picker_drawn_after_the_page_lists_the_variants_and_filters_by_one(monkeypatch, demo):
+    db, config = demo
+    at = run_page(monkeypatch, db, "views/process_map.py", config)
+    picker = at.sidebar.selectbox(key="flt_variant")
+    top = count(db, "SELECT count(*) FROM an_cases GROUP BY variant_id ORDER BY 1 DESC LIMIT 1")
+    assert len(picker.options) == 21 and f"{top:,} cases" in picker.options[1]  # (any) and the top 20
+    before = [c.value for c in at.caption]
+    picker.select_index(1).run()
+    assert_clean(at, "views/process_map.py")
+    assert at.query_params["variant"]
+    assert at.sidebar.selectbox(key="flt_variant").index == 1
+    assert f"{top:,} cases" in " ".join(c.value for c in at.caption) and [c.value for c in at.caption] != before
+
+
 def test_an_operator_dispatches_an_action_from_the_case_page(monkeypatch, demo, tmp_path):
     import shutil
 

@@ -108,8 +108,7 @@ def test_the_bottleneck_tables_of_a_filter_from_the_indexes_equal_the_sql_ones(c
     flt = ViewFilter(sources=(sources[1],))
     flt = flt.on_summaries(queries._source_mask(con, flt.sources))
     before = queries.bottleneck_waits(con, flt)
-    for grouping in queries.BOTTLENECK_PARTS:
-        pair_index.ensure(con, grouping)
+    pair_index.ensure(con, *queries.BOTTLENECK_PARTS)
     after = queries.bottleneck_waits(con, flt)
     for part in queries.BOTTLENECK_PARTS:
         pd.testing.assert_frame_equal(after[part], before[part], check_exact=False, rtol=1e-12)
@@ -122,7 +121,7 @@ def test_an_index_serves_only_the_data_version_it_was_built_from(demo_db, tmp_pa
     shutil.copy(demo_db, db)
     with open_store(db, read_only=True) as con:
         assert pair_index.lookup(con, "edge") is None
-        built = pair_index.ensure(con, "edge")
+        built = pair_index.ensure(con, "edge")["edge"]
         assert pair_index.lookup(con, "edge") is built
     with open_store(db) as con:
         con.execute("BEGIN TRANSACTION")
@@ -130,5 +129,6 @@ def test_an_index_serves_only_the_data_version_it_was_built_from(demo_db, tmp_pa
         con.execute("COMMIT")
     with open_store(db, read_only=True) as con:
         assert pair_index.lookup(con, "edge") is None  # the store changed: queries go back to SQL
-        assert pair_index.ensure(con, "edge") is not built
+        assert pair_index.ensure(con, "edge")["edge"] is not built
     pair_index.forget()
+

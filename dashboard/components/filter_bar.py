@@ -120,20 +120,11 @@ def render(early: tuple[tuple[str, tuple], ...] = ()) -> ViewFilter:
             data.prefetch("overview", full)
         for ref, kwargs in early:
             data.prefetch(ref, full, **dict(kwargs))  # the page asks with this filter, empty or not
-        variants = data.attempt("top_variants", base, top=20, times=False).value
-        options = [""]
-        labels = {"": "(any)"}
-        if variants is not None:
-            for i, row in enumerate(variants.itertuples(), start=1):
-                options.append(row.variant_id)
-                labels[row.variant_id] = f"#{i} · {row.cases:,} cases · {' → '.join(row.activities[:4])}" + (
-                    " → …" if len(row.activities) > 4 else "")
-        chosen_v = st.session_state.get("flt_variant", "")
-        if chosen_v and chosen_v not in options:
-            options.append(chosen_v)
-            labels[chosen_v] = f"variant {chosen_v}"
-        variant = sb.selectbox("Variant", options, key="flt_variant", format_func=lambda v: labels.get(v, v))
-        flt = ViewFilter(start=start, end=end, sources=tuple(sel_sources), attrs=tuple(attrs), variant=variant or None)
+        # the variant picker's list is the one question of the bar that scans the case summaries: it
+        # computes in the background and the picker is drawn in its place after the page (finish)
+        data.prefetch("top_variants", base, top=20, times=False)
+        st.session_state["_flt_picker"] = (sb.empty(), base)
+        flt = full
         if not flt.is_empty:
             sb.button("Clear filters", on_click=_clear, icon=":material/filter_alt_off:")
 
@@ -144,6 +135,31 @@ def render(early: tuple[tuple[str, tuple], ...] = ()) -> ViewFilter:
     st.session_state["_flt_written"] = params
     st.session_state["_flt"] = flt
     return flt
+
+
+def finish() -> None:
+    """Draw the variant picker in the place :func:`render` kept for it (call after the page ran).
+
+    Its list (the 20 most frequent variants of the other filters' cases) is computed meanwhile,
+    so a filter change does not wait for it before the page's own questions.
+    """
+    pending = st.session_state.pop("_flt_picker", None)
+    if pending is None:
+        return
+    slot, base = pending
+    variants = data.attempt("top_variants", base, top=20, times=False).value
+    options = [""]
+    labels = {"": "(any)"}
+    if variants is not None:
+        for i, row in enumerate(variants.itertuples(), start=1):
+            options.append(row.variant_id)
+            labels[row.variant_id] = f"#{i} · {row.cases:,} cases · {' → '.join(row.activities[:4])}" + (
+                " → …" if len(row.activities) > 4 else "")
+    chosen_v = st.session_state.get("flt_variant", "")
+    if chosen_v and chosen_v not in options:
+        options.append(chosen_v)
+        labels[chosen_v] = f"variant {chosen_v}"
+    slot.selectbox("Variant", options, key="flt_variant", format_func=lambda v: labels.get(v, v))
 
 
 def previous_period(start: date, end: date) -> tuple[date, date]:
