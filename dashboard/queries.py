@@ -15,7 +15,6 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from analytics import pair_index
 from dashboard.filters import VARIANT_ID_LEN, VARIANT_ID_SQL, VARIANT_SEP, ViewFilter, attr_path
 from ingest.store import EVENT_ORDER, data_version
 
@@ -492,7 +491,11 @@ def _bottleneck_waits_from_edges(con: duckdb.DuckDBPyConnection, flt: ViewFilter
     """:func:`bottleneck_waits` from the maintained directly-follows pairs (``an_edges``): each pair is
     one event and its predecessor in the case, so the waits are the same without a window over the
     events. One scan groups the pairs by each part's grouping set at once (hand-off; activity and
-    week; resource); shares, the top rows and the names are then taken from the few groups."""
+    week; resource); shares, the top rows and the names are then taken from the few groups. Under a
+    filter, once the dashboard has built the parts' pair indexes (:mod:`analytics.pair_index`), the
+    groups come from memory instead: the same numbers, without a pass of quantiles over the pairs."""
+    from analytics import pair_index  # fresh aggregates come with the analytics engine
+
     wanted = [p for p in BOTTLENECK_PARTS if p in parts]
     filtered = flt is not None and not flt.is_empty
     indexes = {p: pair_index.lookup(con, p) for p in wanted} if filtered else {}

@@ -16,7 +16,6 @@ DEFAULT_CONF = {"green": 0.9, "red": 0.75}
 #: seconds the page waits for the model-based tiles before drawing them as "computing"
 MODEL_WAIT = float(os.environ.get("PROCESSLENS_DASHBOARD_MODEL_WAIT", "1"))
 
-
 flt, ov = layout.analysis_page("Process health", "How the process is doing against its targets", narrows=True)
 
 now = data.now()
