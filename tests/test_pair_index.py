@@ -80,7 +80,9 @@ def test_stats_of_any_selection_equal_duckdbs_grouped_aggregates(con, grouping):
             assert got["cases"].tolist() == want["cases"].tolist(), name
         else:
             assert "cases" not in got
-        for col in ("total_seconds", "mean_seconds", "min_seconds", "max_seconds", "q0.5", "q0.9"):
+        for col in ("min_seconds", "max_seconds", "q0.5", "q0.9"):  # the same doubles, bit for bit
+            np.testing.assert_array_equal(got[col], want[col], err_msg=f"{name} {col}")
+        for col in ("total_seconds", "mean_seconds"):  # summed in whole microseconds here, in doubles there
             np.testing.assert_allclose(got[col], want[col], rtol=1e-12, atol=1e-6, err_msg=f"{name} {col}")
 
 
