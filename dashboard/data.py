@@ -521,14 +521,10 @@ def attempt_filtered(ref: str, flt: ViewFilter | None = None, **kwargs) -> Outco
 
 
 def _selected_mask(flt: ViewFilter):
-    """A boolean array indexed by ``case_key``: True for the cases ``flt`` selects (None when unknown)."""
-    import numpy as np
+    """A boolean array indexed by ``case_key``: True for the cases ``flt`` selects."""
+    from analytics.pair_index import selection_mask
 
-    keys = _selection(db_path(), data_version(), flt.key())
-    keys = np.asarray(keys, dtype=np.int64)
-    mask = np.zeros(int(keys.max()) + 2 if len(keys) else 1, dtype=bool)
-    mask[keys] = True
-    return mask
+    return selection_mask(_selection(db_path(), data_version(), flt.key()))
 
 
 def rows_in_filter(df, flt: ViewFilter | None):

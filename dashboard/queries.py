@@ -501,8 +501,7 @@ def _bottleneck_waits_from_edges(con: duckdb.DuckDBPyConnection, flt: ViewFilter
     indexes = {p: pair_index.lookup(con, p) for p in wanted} if filtered else {}
     if filtered and all(index is not None for index in indexes.values()):
         # the selected cases' pairs from the in-memory indexes the dashboard built (same numbers)
-        scope, params = _scope(flt)
-        selected = pair_index.selection_mask(con.execute(scope + "SELECT case_key FROM fc", params).fetchnumpy()["case_key"])
+        selected = pair_index.selection_mask(selected_case_keys(con, flt))
         part_groups = {}
         for p in wanted:
             got = indexes[p].stats(selected, cases=False)
