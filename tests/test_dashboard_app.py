@@ -354,7 +354,7 @@ def test_an_analyst_edits_a_rule_on_the_actions_page(monkeypatch, demo, tmp_path
                                              ("views/process_map.py", {"pm_tab": "Variants"})])
 def test_a_pages_main_questions_start_before_it_runs_and_are_the_ones_it_asks(monkeypatch, demo, page, state):
     """The router starts a page's main questions with the filter as soon as the filter bar knows it
-    (PageSpec.early; for Bottlenecks, the open tab's); each must be the very question the page asks,
+    (PageSpec.tabs: the open tab's); each must be the very question the page asks,
     or the head start is wasted."""
     from dashboard import data
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 #: A page's main question: (query ref, keyword arguments), asked with the page's filter. The
-#: router starts a page's main questions as soon as the filter is known (``PageSpec.early``), so
+#: router starts the open tab's main questions as soon as the filter is known (``PageTabs``), so
 #: they compute while the filter bar and the page's header draw; the page asks the same ones.
 Question = tuple[str, tuple[tuple[str, Any], ...]]
 PROCESS_MAP: Question = ("dashboard.engines:process_map", ())
@@ -50,8 +50,7 @@ class PageSpec:
     permission: str = "read"
     default: bool = False
     plotly: bool = False  # draws Plotly charts: its browser side needs Plotly's front-end bundle
-    early: tuple[Question, ...] = ()  # main questions, started before the page runs
-    tabs: PageTabs | None = None  # lazy tabs: the open tab's questions are started early too
+    tabs: PageTabs | None = None  # lazy tabs: the open tab's questions are started before the page runs
     pair_indexes: tuple[str, ...] = ()  # analytics.pair_index groupings its filtered questions read
 
 
@@ -80,8 +79,6 @@ TITLES_BY_PATH = {p.path: p.title for p in PAGES}
 
 
 def early_questions(title: str, state: Mapping[str, Any]) -> tuple[Question, ...]:
-    """The main questions of page ``title`` in a session with this state: its own, and its open tab's."""
+    """The main questions of page ``title`` in a session with this state: its open tab's."""
     spec = BY_TITLE.get(title)
-    if spec is None:
-        return ()
-    return spec.early + (spec.tabs.open_questions(state) if spec.tabs else ())
+    return spec.tabs.open_questions(state) if spec is not None and spec.tabs else ()
