@@ -46,6 +46,7 @@ from analytics.queries import (
     edge_stats_sql,
     edges_sql,
 )
+from processlens import snapshot
 
 #: the columns of ``events`` that edges_sql and cases_sql read
 EVENT_COLUMNS = "case_key, event_id, activity_id, ts, resource, source_id"
@@ -71,9 +72,9 @@ class RefreshResult:
 
 def _an_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Which of the aggregate tables this store has (migrations 0004 and 0005)."""
-    return {name for (name,) in con.execute(
+    return snapshot.remember("analytics.an_tables", lambda: {name for (name,) in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_name IN ('an_state', 'an_edge_stats', 'an_case_rows')"
-    ).fetchall()}
+    ).fetchall()})
 
 
 def _second_level(tables: set[str]) -> list[str]:
@@ -82,7 +83,7 @@ def _second_level(tables: set[str]) -> list[str]:
 
 
 def _state_rows(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    return dict(con.execute("SELECT key, value FROM an_state").fetchall())
+    return snapshot.remember("analytics.an_state", lambda: dict(con.execute("SELECT key, value FROM an_state").fetchall()))
 
 
 def _state(con: duckdb.DuckDBPyConnection) -> tuple[int, int] | None:
@@ -94,6 +95,10 @@ def _state(con: duckdb.DuckDBPyConnection) -> tuple[int, int] | None:
 
 def is_fresh(con: duckdb.DuckDBPyConnection) -> bool:
     """True when the aggregates cover exactly the events in the store."""
+    return snapshot.remember("analytics.is_fresh", lambda: _is_fresh(con))
+
+
+def _is_fresh(con: duckdb.DuckDBPyConnection) -> bool:
     if "an_state" not in _an_tables(con):
         return False
     state = _state(con)

@@ -20,6 +20,7 @@ import duckdb
 
 from analytics.filters import Filter
 from analytics.queries import SOURCE_BIT_SQL, SOURCE_MASK_BITS, cases_sql, edges_sql
+from processlens import snapshot
 
 
 @dataclass
@@ -81,8 +82,9 @@ def plan(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, use_aggregat
 
 def summaries_have_source_bits(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether the maintained case summaries carry ``source_mask`` (migration 0007)."""
-    return bool(con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'an_cases' "
-                            "AND column_name = 'source_mask'").fetchall()[0][0])
+    return snapshot.remember("analytics.source_bits", lambda: bool(con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'an_cases' "
+        "AND column_name = 'source_mask'").fetchall()[0][0]))
 
 
 def source_mask(con: duckdb.DuckDBPyConnection, names: list[str] | None, fast: bool) -> int | None:
@@ -92,10 +94,13 @@ def source_mask(con: duckdb.DuckDBPyConnection, names: list[str] | None, fast: b
         return None
     if fast and not summaries_have_source_bits(con):
         return None
-    mask, unbitted = con.execute(
-        f"SELECT coalesce(bit_or({SOURCE_BIT_SQL}), 0), count(*) FILTER (WHERE source_id >= {SOURCE_MASK_BITS}) "
-        "FROM sources WHERE name IN (SELECT unnest(?::VARCHAR[]))", [names]).fetchall()[0]
-    return None if unbitted else int(mask)
+    def compute() -> int | None:
+        mask, unbitted = con.execute(
+            f"SELECT coalesce(bit_or({SOURCE_BIT_SQL}), 0), count(*) FILTER (WHERE source_id >= {SOURCE_MASK_BITS}) "
+            "FROM sources WHERE name IN (SELECT unnest(?::VARCHAR[]))", [list(names)]).fetchall()[0]
+        return None if unbitted else int(mask)
+
+    return snapshot.remember(("analytics.source_mask", tuple(sorted(names))), compute)
 
 
 def activity_names(con: duckdb.DuckDBPyConnection) -> dict[int, str]:

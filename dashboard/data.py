@@ -178,6 +178,12 @@ _VERSIONS: dict[str, tuple[int, float]] = {}
 
 
 def _read_version(con) -> int:
+    from processlens import snapshot
+
+    return snapshot.remember("dashboard.data_version", lambda: _count_version(con))
+
+
+def _count_version(con) -> int:
     from ingest.store import data_version
 
     version = data_version(con)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from dashboard.filters import VARIANT_ID_LEN, VARIANT_ID_SQL, VARIANT_SEP, ViewFilter, attr_path
 from ingest.store import EVENT_ORDER, data_version
+from processlens import snapshot
 
 
 def _df(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
@@ -24,7 +25,9 @@ def _df(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = Non
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0])
+    """Whether the store has the table ``name`` (a stored table: a relation registered on a cursor does not count)."""
+    return snapshot.remember(("dashboard.table_exists", name), lambda: bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_catalog <> 'temp'", [name]).fetchone()[0]))
 
 
 def _scope(flt: ViewFilter | None) -> tuple[str, list[Any]]:
@@ -85,8 +88,8 @@ def _all_sources_have_bits(con: duckdb.DuckDBPyConnection) -> bool:
     from analytics.plan import summaries_have_source_bits
     from analytics.queries import SOURCE_MASK_BITS
 
-    return summaries_have_source_bits(con) and \
-        con.execute("SELECT coalesce(max(source_id), 0) FROM sources").fetchone()[0] < SOURCE_MASK_BITS
+    return snapshot.remember("dashboard.all_sources_have_bits", lambda: summaries_have_source_bits(con) and (
+        con.execute("SELECT coalesce(max(source_id), 0) FROM sources").fetchone()[0] < SOURCE_MASK_BITS))
 
 
 def time_bounds(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None]:

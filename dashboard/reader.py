@@ -13,6 +13,10 @@ the file, so the handle is closed:
   (:func:`ingest.store.writer_waiting`); new queries then wait for the writer to get in and
   finish, up to the busy timeout, and raise :class:`StoreBusyError` after it (the page shows its
   last numbers).
+
+While the handle is open the file cannot change, so each query runs inside
+:func:`processlens.snapshot.frozen`: facts such as "are the aggregates fresh?" are read once per
+open handle, not once per query.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.store import connect, open_store, pending_migrations, writer_waiting
+from processlens import snapshot
 from processlens.errors import StoreBusyError
 
 
@@ -41,6 +46,7 @@ class SharedReader:
         self._last_used = 0.0
         self._cond = threading.Condition()
         self._closer: threading.Thread | None = None
+        self._facts: dict = {}  # processlens.snapshot's answers for the handle now open
         self.opened = 0  # how many times the file was opened (for tests and profiling)
 
     @property
@@ -54,9 +60,10 @@ class SharedReader:
             with open_store(self.db, read_only=True, timeout=self.timeout) as con:
                 yield con
             return
-        cur = self._acquire()
+        cur, facts = self._acquire()
         try:
-            yield cur
+            with snapshot.frozen(facts):  # nobody writes the file while this handle is open
+                yield cur
         finally:
             try:
                 cur.close()
@@ -69,7 +76,7 @@ class SharedReader:
             self._close()
 
     # -- internals ------------------------------------------------------------------------------
-    def _acquire(self) -> duckdb.DuckDBPyConnection:
+    def _acquire(self) -> tuple[duckdb.DuckDBPyConnection, dict]:
         deadline = time.monotonic() + self.timeout
         with self._cond:
             while writer_waiting(self.db):
@@ -84,10 +91,11 @@ class SharedReader:
                 self._cond.wait(0.05)
             if self._con is None:
                 self._con = self._open(max(deadline - time.monotonic(), 0.1))
+                self._facts = {}
                 self.opened += 1
                 self._start_closer()
             self._active += 1
-            return self._con.cursor()
+            return self._con.cursor(), self._facts
 
     def _release(self) -> None:
         with self._cond:

@@ -33,17 +33,17 @@ sys.path.insert(0, {root!r})
 from ingest.store import connect
 t0 = time.monotonic()
 con = connect({db!r}, timeout=20)
-con.execute("INSERT INTO marks VALUES (2)")
+con.execute({sql!r})
 con.close()
 print(f"{{time.monotonic() - t0:.3f}}", flush=True)
 """
 
 
-def write_in_another_process(db) -> subprocess.CompletedProcess:
+def write_in_another_process(db, sql: str = "INSERT INTO marks VALUES (2)") -> subprocess.CompletedProcess:
     from pathlib import Path
 
     root = str(Path(__file__).resolve().parents[1])
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(WRITER.format(root=root, db=str(db)))],
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(WRITER.format(root=root, db=str(db), sql=sql))],
                           capture_output=True, text=True, timeout=60)
 
 
@@ -113,3 +113,33 @@ def test_a_waiting_writer_gets_the_file_while_the_dashboard_keeps_querying(store
     assert seen[0] == 1 and seen[-1] == 2  # the dashboard went on reading before and after the write
     assert reader.opened >= 2  # it let go of the file for the writer and opened it again
     assert not writer_waiting(store) and not writer_waiting_path(store).exists()
+
+
+def test_facts_about_the_store_are_read_once_per_open_handle_and_again_after_a_write(store):
+    from dashboard.queries import table_exists
+    from processlens import snapshot
+
+    reader = SharedReader(store, linger=60, timeout=20)
+    asked: list[int] = []
+
+    def ask(con) -> bool:
+        return snapshot.remember("test.asked", lambda: asked.append(1) or len(asked))
+
+    with reader.cursor() as con:
+        assert snapshot.is_frozen()
+        con.register("extra", pd.DataFrame({"n": [1]}))  # a cursor's own relation is not a stored table
+        assert not table_exists(con, "extra")
+        assert ask(con) == 1
+    with reader.cursor() as con:
+        assert ask(con) == 1 and len(asked) == 1  # the same handle: answered from memory
+        assert not table_exists(con, "extra")
+    assert not snapshot.is_frozen()
+    assert reader.opened == 1
+
+    done = write_in_another_process(store, "CREATE TABLE extra (n INTEGER)")  # the reader lets go of the file
+    assert done.returncode == 0, done.stderr
+    with reader.cursor() as con:
+        assert reader.opened == 2
+        assert table_exists(con, "extra")  # nothing remembered from the handle before the write
+        assert ask(con) == 2
+    reader.close()
