@@ -85,3 +85,29 @@ def test_case_attributes_of_a_real_log_land_on_their_cases(store):
     for case_id, row in expected.iterrows():
         attrs = json.loads(got[case_id])
         assert (attrs.get("case:channel"), attrs.get("case:department")) == (row["case:channel"], row["case:department"])
+
+
+def test_runs_without_an_attribute_get_its_global_default_as_in_a_whole_parse(tmp_path, monkeypatch):
+    """rustxes fills a trace or event lacking an attribute with the log's <global> default, but only
+    when it has met the attribute; a run of traces where none has it must be filled the same way."""
+    head = (b'<?xml version="1.0" encoding="UTF-8"?>\n<log xes.version="1.0">\n'
+            b'<global scope="trace"><string key="group" value="UNKNOWN"/><int key="prio" value="3"/>'
+            b'<date key="deadline" value="1970-01-01T00:00:00.000+01:00"/><boolean key="vip" value="false"/></global>\n'
+            b'<global scope="event"><string key="org:group" value="NOBODY"/><float key="cost" value="1.5"/></global>\n')
+    special = (b'<string key="group" value="g1"/><int key="prio" value="7"/>'
+               b'<date key="deadline" value="2024-05-01T10:00:00.000+02:00"/><boolean key="vip" value="true"/>')
+    traces = []
+    for i in range(3000):
+        attrs = special if i == 0 else b""
+        event_attrs = b'<string key="org:group" value="team"/><float key="cost" value="9.25"/><string key="note" value="n"/>' \
+            if i == 0 else b""
+        traces.append(b'<trace><string key="concept:name" value="c%d"/>%s<event><string key="concept:name" value="a"/>'
+                      b'<date key="time:timestamp" value="2024-01-01T00:00:00.000+00:00"/>%s</event></trace>\n'
+                      % (i, attrs, event_attrs))
+    path = tmp_path / "globals.xes"
+    path.write_bytes(head + b"".join(traces) + b"</log>\n")
+    whole = read_with(path, 1, monkeypatch)
+    assert whole.column("case:group").to_pylist()[:2] == ["g1", "UNKNOWN"]  # what rustxes itself does
+    split = xes_file.read_split(path, 3)
+    assert split is not None  # parsed in runs, not by the whole-file fallback
+    assert split.select(sorted(split.column_names)).equals(whole)

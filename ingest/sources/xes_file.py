@@ -150,28 +150,28 @@ def _trace_at(buf, pos: int) -> int:
         pos += 6
 
 
-# The first part is parsed by this process, which starts at once; each worker first starts Python
-# and imports the parser (0.3-0.5 s, about 4 % of a large log's parse). The first part is that much
-# larger, so that all parts end together (a 1M-event log: 3.0 s to 2.8 s).
-HEAD_START = 0.08
+#: runs of traces per process: each process claims the next run when it is done with one, so all
+#: end within about one run's parse of each other (this process starts at once; a worker first
+#: starts Python and imports the parser, 0.3-0.7 s)
+RUNS_PER_PROCESS = 6
 
 
 def split_points(buf, parts: int) -> list[int] | None:
-    """Offsets cutting the traces of an XES document into ``parts`` runs of whole traces: the first
-    trace's start, the starts in between, and the ``</log>`` end tag. The first run is larger by
-    ``HEAD_START / parts`` of the traces. None when the document does not have that simple shape
-    (no traces, comments or CDATA near a cut): it is then read whole."""
+    """Offsets cutting the traces of an XES document into ``parts`` runs of whole traces of about
+    equal size: the first trace's start, the starts in between, and the ``</log>`` end tag. Fewer
+    runs when traces are too large for that many. None when the document does not have that
+    simple shape (no traces, comments or CDATA near a cut): it is then read whole."""
     first = _trace_at(buf, 0)
     end = buf.rfind(b"</log>")
     if first < 0 or end < first:
         return None
     points = [first]
-    head = 1 / parts + HEAD_START / parts
     for i in range(1, parts):
-        share = head + (1 - head) * (i - 1) / (parts - 1)
-        cut = _trace_at(buf, first + int((end - first) * share))
-        if cut < 0 or cut >= end or cut <= points[-1]:
+        cut = _trace_at(buf, first + int((end - first) * i / parts))
+        if cut < 0 or cut >= end:
             break
+        if cut <= points[-1]:
+            continue
         before = buf[max(points[-1], cut - 4096):cut]
         if b"<![CDATA[" in before or b"<!--" in before:
             return None
@@ -217,45 +217,111 @@ def _plain_size(path: Path) -> int:
 
 
 def _parse_parts(path: Path, buf, parts: int, tmp: Path):
+    """Parse the log's runs of traces in this process and ``parts - 1`` workers
+    (``ingest.sources.xes_part``), each claiming the next run when done; None if any run fails."""
+    import json
     import subprocess
 
     import pyarrow as pa
 
-    points = split_points(buf, parts)
+    from ingest.sources.xes_part import claim, write_run
+
+    points = split_points(buf, parts * RUNS_PER_PROCESS)
     if points is None:
         return None
-    workers = []
-    for i in range(1, len(points) - 1):
-        out = tmp / f"part{i}.arrow"
-        workers.append((out, subprocess.Popen(
-            [sys.executable, "-m", "ingest.sources.xes_part", str(path), str(points[0]), str(points[i]),
-             str(points[i + 1]), str(out)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
+    runs = list(zip(points[1:-1], points[2:], strict=True))
+    (tmp / "plan.json").write_text(json.dumps(runs))
+    workers = [subprocess.Popen([sys.executable, "-m", "ingest.sources.xes_part", str(path), str(points[0]), str(tmp)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+               for _ in range(parts - 1)]
+    tables: dict[int, object] = {}
+    failed = False
+    # the first run (the header and the first traces) is this process's: it needs no worker to start
+    first_run = tmp / "run-head.xes"
     try:
-        head = tmp / "part0.xes"
-        from ingest.sources.xes_part import copy_range
+        with open(path, "rb") as src, open(first_run, "wb") as dst:
+            from ingest.sources.xes_part import copy_range
 
-        with open(path, "rb") as src, open(head, "wb") as dst:
             copy_range(src, dst, 0, points[1])
             dst.write(b"</log>\n")
-        tables = [_parse(head)]
+        tables[-1] = _parse(first_run)
+        first_run.unlink()
+        for i, (start, end) in enumerate(runs):
+            if claim(tmp, i):
+                run = tmp / f"run{i}.xes"
+                write_run(path, points[0], start, end, run)
+                tables[i] = _parse(run)
+                run.unlink()
     except SourceError:
-        tables = None
-    for out, proc in workers:
-        _, err = proc.communicate()
-        if proc.returncode != 0 or tables is None:
-            tables = None
-            continue
-        with pa.memory_map(str(out)) as source:
-            tables.append(pa.ipc.open_file(source).read_all())
-        peak = out.with_suffix(".peak")
-        if peak.exists():
-            global last_worker_peak_kb
-            last_worker_peak_kb = max(last_worker_peak_kb, int(peak.read_text() or 0))
-    if tables is None:
+        failed = True
+        (tmp / "stop").touch()  # the workers take no further run
+    for proc in workers:
+        proc.communicate()
+        failed = failed or proc.returncode != 0
+    if failed:
         return None
-    # the parts stay separate chunks (no copy); the workers' parts are read from their memory-mapped files
-    return pa.concat_tables(tables, promote_options="permissive")
+    ordered = [tables[-1]]
+    for i in range(len(runs)):
+        if i in tables:
+            ordered.append(tables[i])
+            continue
+        out = tmp / f"part{i}.arrow"
+        if not out.exists():
+            return None
+        with pa.memory_map(str(out)) as source:
+            ordered.append(pa.ipc.open_file(source).read_all())
+    global last_worker_peak_kb
+    for peak in tmp.glob("peak*"):
+        last_worker_peak_kb = max(last_worker_peak_kb, int(peak.read_text() or 0))
+    ordered = _with_global_defaults(ordered, path, points[0], tmp)
+    if ordered is None:
+        return None
+    # the runs stay separate chunks (no copy); the workers' runs are read from their memory-mapped files
+    return pa.concat_tables(ordered, promote_options="permissive")
+
+
+_GLOBAL = re.compile(rb"<global\s+scope\s*=\s*[\"'](trace|event)[\"']\s*>(.*?)</global\s*>", re.DOTALL)
+
+
+def _with_global_defaults(tables: list, path: Path, first: int, tmp: Path) -> list | None:
+    """Give each run's table the attribute columns it lacks, as a whole parse does.
+
+    rustxes makes a column of every attribute it meets and fills the traces or events without
+    it with the log's ``<global>`` default for it, else null. A run in which no trace has the
+    attribute has no such column. The defaults are read by parsing one trace and event made of
+    the ``<global>`` declarations themselves (so they are converted exactly as rustxes does);
+    None when that fails (the log is then parsed whole)."""
+    import pyarrow as pa
+
+    names = {n for t in tables for n in t.column_names}
+    if all(len(t.column_names) == len(names) for t in tables):
+        return tables
+    with open(path, "rb") as fh:
+        declared = {scope: body for scope, body in _GLOBAL.findall(fh.read(first))}
+    defaults = None
+    if declared:
+        probe = tmp / "globals.xes"
+        with open(path, "rb") as src, open(probe, "wb") as dst:
+            dst.write(src.read(first))
+            dst.write(b"<trace>" + declared.get(b"trace", b"") + b"<event>" + declared.get(b"event", b"")
+                      + b"</event></trace></log>\n")
+        try:
+            defaults = _parse(probe)
+        except SourceError:
+            return None
+        if defaults.num_rows != 1:
+            return None
+    types = {f.name: f.type for t in tables for f in t.schema if not pa.types.is_null(f.type)}
+    filled = []
+    for t in tables:
+        for name in sorted(names - set(t.column_names)):
+            if defaults is not None and name in defaults.column_names:
+                column = pa.repeat(defaults[name][0], t.num_rows)
+            else:
+                column = pa.nulls(t.num_rows, types.get(name, pa.null()))
+            t = t.append_column(name, column)
+        filled.append(t)
+    return filled
 
 
 def batches_from(table, path: Path) -> Iterator[Batch]:

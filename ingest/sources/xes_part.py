@@ -1,14 +1,20 @@
-"""Worker of the parallel XES reader: parse one run of whole traces of a log into an Arrow file.
+"""Worker of the parallel XES reader: parse runs of whole traces of a log into Arrow files.
 
-    python -m ingest.sources.xes_part LOG FIRST_TRACE START END OUT
+    python -m ingest.sources.xes_part LOG FIRST_TRACE FOLDER
 
-writes the log's header (everything before its first trace), the bytes START..END (whole traces)
-and the closing tag to a temporary .xes beside OUT, parses it with rustxes and writes the events
-to OUT (Arrow IPC). Exits non-zero on any failure; the caller then parses the log whole.
+``FOLDER/plan.json`` lists the runs (``[[start, end], ...]``, byte offsets of whole traces). The
+worker claims runs one at a time (:func:`claim`, shared with the importing process, which parses
+runs too), writes each as a small XES (the log's header, everything before ``FIRST_TRACE``, the
+run and the closing tag), parses it with rustxes and writes the events to ``FOLDER/part<i>.arrow``
+(Arrow IPC). Claiming one run at a time balances the work whatever each process's speed: the
+importing process starts parsing at once while a worker is still starting Python. It stops when
+no run is left or ``FOLDER/stop`` exists, and exits non-zero on any failure; the importing process
+then parses the log whole.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -25,23 +31,47 @@ def copy_range(src, dst, offset: int, count: int) -> None:
         offset, count = offset + sent, count - sent
 
 
-def main(argv: list[str]) -> int:
-    log, first, start, end, out = argv[0], int(argv[1]), int(argv[2]), int(argv[3]), Path(argv[4])
-    part = out.with_suffix(".xes")
-    with open(log, "rb") as src, open(part, "wb") as dst:
+def write_run(log: str | Path, first: int, start: int, end: int, out: Path) -> None:
+    """``out``: a well-formed XES of the log's header and the traces in bytes ``start..end``."""
+    with open(log, "rb") as src, open(out, "wb") as dst:
         copy_range(src, dst, 0, first)  # the header: log attributes, extensions, globals
         copy_range(src, dst, start, end - start)
         dst.write(b"</log>\n")
+
+
+def claim(folder: Path, index: int) -> bool:
+    """Take run ``index`` for this process: True for exactly one of the processes that ask."""
+    try:
+        os.close(os.open(folder / f"claim{index}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
+def main(argv: list[str]) -> int:
+    log, first, folder = argv[0], int(argv[1]), Path(argv[2])
+    runs = json.loads((folder / "plan.json").read_text())
     import pyarrow as pa
     import rustxes
 
     from processlens.procinfo import peak_rss_kb
 
-    table = rustxes.import_xes(str(part))[0].to_arrow()
-    part.unlink()
-    with pa.OSFile(str(out), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-    out.with_suffix(".peak").write_text(str(peak_rss_kb()))  # for benchmarks: this worker's peak memory
+    for i, (start, end) in enumerate(runs):
+        if (folder / "stop").exists():
+            break
+        if not claim(folder, i):
+            continue
+        part = folder / f"run{i}-worker.xes"
+        write_run(log, first, start, end, part)
+        table = rustxes.import_xes(str(part))[0].to_arrow()
+        part.unlink()
+        out = folder / f"part{i}.arrow"
+        with pa.OSFile(str(out) + ".tmp", "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        os.replace(str(out) + ".tmp", out)  # complete or absent
+        del table
+    peak = folder / f"peak{os.getpid()}"
+    peak.write_text(str(peak_rss_kb()))  # for benchmarks: this worker's peak memory
     return 0
 
 
