@@ -231,8 +231,11 @@ def _parse_parts(path: Path, buf, parts: int, tmp: Path):
         return None
     runs = list(zip(points[1:-1], points[2:], strict=True))
     (tmp / "plan.json").write_text(json.dumps(runs))
+    # each worker is one of ``parts`` processes sharing the cores: its parser's own thread pools (polars,
+    # rayon) would only contend with the other processes (same table, 0.4-1.3 s less CPU at 1M events)
+    env = {**os.environ, "POLARS_MAX_THREADS": "1", "RAYON_NUM_THREADS": "1"}
     workers = [subprocess.Popen([sys.executable, "-m", "ingest.sources.xes_part", str(path), str(points[0]), str(tmp)],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
                for _ in range(parts - 1)]
     tables: dict[int, object] = {}
     failed = False
