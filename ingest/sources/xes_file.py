@@ -242,11 +242,7 @@ def _parse_parts(path: Path, buf, parts: int, tmp: Path):
     # the first run (the header and the first traces) is this process's: it needs no worker to start
     first_run = tmp / "run-head.xes"
     try:
-        with open(path, "rb") as src, open(first_run, "wb") as dst:
-            from ingest.sources.xes_part import copy_range
-
-            copy_range(src, dst, 0, points[1])
-            dst.write(b"</log>\n")
+        write_run(path, points[0], points[0], points[1], first_run)
         tables[-1] = _parse(first_run)
         first_run.unlink()
         for i, (start, end) in enumerate(runs):
