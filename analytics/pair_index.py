@@ -30,6 +30,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from processlens import snapshot
+
 #: the groupings the dashboard asks for: name -> key columns (SQL expressions over ``an_edges``);
 #: only the edge grouping counts cases (``first_in_case`` marks the first pair of an edge in a case)
 GROUPINGS: dict[str, dict[str, str]] = {
@@ -151,7 +153,11 @@ _LOCK = threading.Lock()
 
 def store_key(con: duckdb.DuckDBPyConnection) -> tuple[str, int]:
     """(file path, data version) of the store behind ``con`` (``store_meta.data_version``, bumped by
-    every committed change to the events)."""
+    every committed change to the events); read once per handle the dashboard holds read-only."""
+    return snapshot.remember("pair_index.store_key", lambda: _read_store_key(con))
+
+
+def _read_store_key(con: duckdb.DuckDBPyConnection) -> tuple[str, int]:
     path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
     row = con.execute("SELECT value FROM store_meta WHERE key = 'data_version'").fetchone()
     return str(path or ":memory:"), int(row[0]) if row else 0
@@ -166,17 +172,15 @@ def lookup(con: duckdb.DuckDBPyConnection, grouping: str) -> PairIndex | None:
 
 
 def ensure(con: duckdb.DuckDBPyConnection, *groupings: str) -> dict[str, PairIndex]:
-    """The indexes of ``groupings`` for the store behind ``con``; the missing ones are built now (together)."""
+    """The indexes of ``groupings`` for the store behind ``con``; the missing ones are built now, in the
+    order asked, each usable by other threads as soon as it is built (a page lists its first tab's first)."""
     found = {g: lookup(con, g) for g in groupings}
-    missing = [g for g, index in found.items() if index is None]
-    if missing:
-        path, version = store_key(con)
-        built = build_many(con, missing)
-        if store_key(con)[1] == version:  # the store did not change meanwhile (a read-only handle sees one state)
+    path, version = store_key(con)
+    for g in [g for g, index in found.items() if index is None]:
+        found[g] = build_many(con, [g])[g]
+        if _read_store_key(con)[1] == version:  # the store did not change meanwhile
             with _LOCK:
-                for g, index in built.items():
-                    _INDEXES[(path, g)] = (version, index)
-        found.update(built)
+                _INDEXES[(path, g)] = (version, found[g])
     return found
 
 

@@ -134,3 +134,19 @@ def test_an_index_serves_only_the_data_version_it_was_built_from(demo_db, tmp_pa
         assert pair_index.ensure(con, "edge")["edge"] is not built
     pair_index.forget()
 
+
+
+def test_ensure_makes_each_index_usable_as_soon_as_it_is_built(con, monkeypatch):
+    """A page's first tab reads its grouping while the other tabs' are still being built."""
+    seen_while_building: dict[str, list[str]] = {}
+    build = pair_index.build_many
+
+    def watched(c, groupings):
+        seen_while_building[groupings[0]] = [g for g in pair_index.GROUPINGS if pair_index.lookup(c, g) is not None]
+        return build(c, groupings)
+
+    monkeypatch.setattr(pair_index, "build_many", watched)
+    built = pair_index.ensure(con, "handoffs", "weeks", "resources")
+    assert list(seen_while_building) == ["handoffs", "weeks", "resources"]  # in the order asked
+    assert seen_while_building == {"handoffs": [], "weeks": ["handoffs"], "resources": ["handoffs", "weeks"]}
+    assert all(pair_index.lookup(con, g) is built[g] for g in built)
