@@ -15,7 +15,7 @@ st.set_page_config(page_title="processlens", page_icon=":material/insights:", la
 
 from dashboard import auth  # noqa: E402
 from dashboard.components import filter_bar, nav  # noqa: E402
-from dashboard.views import BY_TITLE, PAGES, PLOTLY_TITLES, early_questions  # noqa: E402
+from dashboard.views import PAGES, PLOTLY_TITLES, early_questions, open_pair_indexes  # noqa: E402
 
 try:
     user = auth.login_gate()
@@ -47,8 +47,7 @@ try:
 
     _t0 = _time.perf_counter()
     nav.warm_up()
-    if page.title in BY_TITLE:
-        _data.warm_pair_indexes(BY_TITLE[page.title].pair_indexes)
+    _data.warm_pair_indexes(open_pair_indexes(page.title, st.session_state))
     if page.title in PLOTLY_TITLES:
         nav.load_plotly_now()
     else:
