@@ -321,6 +321,16 @@ def prefetch(ref: str, flt: ViewFilter | None = None, **kwargs) -> Future:
     computation (``st.cache_data`` holds one lock per key) instead of starting it twice. Pages
     prefetch their slow engine results first so they compute while the cheap parts render.
     """
+    return _prefetch(0.0, ref, flt, kwargs)
+
+
+def prefetch_later(seconds: float, ref: str, flt: ViewFilter | None = None, **kwargs) -> Future:
+    """:func:`prefetch`, started ``seconds`` from now: for answers the page does not show yet (its closed
+    tabs), so that they do not share the cores with the browser drawing the page just sent."""
+    return _prefetch(seconds, ref, flt, kwargs)
+
+
+def _prefetch(delay: float, ref: str, flt: ViewFilter | None, kwargs: dict) -> Future:
     key = (_qualified(ref), db_path(), data_version(), flt.key() if flt is not None else "",
            json.dumps(kwargs, sort_keys=True, default=str))
     if time.monotonic() - _ANSWERED.get(key, -_ANSWERED_FOR) < _ANSWERED_FOR:
@@ -330,10 +340,15 @@ def prefetch(ref: str, flt: ViewFilter | None = None, **kwargs) -> Future:
     with _PENDING_LOCK:
         future = _PENDING.get(key)
         if future is None:
-            future = _POOL.submit(_quiet, *key)
+            future = _POOL.submit(_quiet_after, delay, *key) if delay > 0 else _POOL.submit(_quiet, *key)
             _PENDING[key] = future
             future.add_done_callback(lambda _f, k=key: _forget(k))
         return future
+
+
+def _quiet_after(delay: float, *key) -> None:
+    time.sleep(delay)
+    _quiet(*key)
 
 
 def prefetch_selection(flt: ViewFilter | None) -> None:

@@ -394,3 +394,24 @@ def json_key(kwargs: dict) -> str:
     import json
 
     return json.dumps(kwargs, sort_keys=True, default=str)
+
+
+def test_the_closed_tabs_questions_are_computed_in_the_background_after_the_page(monkeypatch, demo):
+    """Picking another Bottlenecks tab after a filter change finds its table computed (a moment after the page)."""
+    import json
+    from concurrent.futures import wait
+
+    from dashboard import data
+    from dashboard.filters import ViewFilter
+    from dashboard.views import BOTTLENECK_TABS
+
+    db, config = demo
+    at = run_page(monkeypatch, db, "views/bottlenecks.py", config, params={"source": "WMS"})
+    assert_clean(at, "views/bottlenecks.py")
+    closed = [q for label, qs in BOTTLENECK_TABS.questions.items() if label != "By hand-off" for q in qs]
+    pending = [f for key, f in list(data._PENDING.items()) if key[0] == "dashboard.queries:bottleneck_waits"]
+    wait(pending, timeout=120)
+    flt_key = ViewFilter(sources=("WMS",)).key()
+    answered = {(key[0], json.loads(key[4])["parts"][0]) for key in data._ANSWERED
+                if key[0] == "dashboard.queries:bottleneck_waits" and key[3] == flt_key}
+    assert {("dashboard.queries:" + ref, dict(kwargs)["parts"][0]) for ref, kwargs in closed} <= answered
