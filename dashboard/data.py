@@ -340,14 +340,20 @@ def _prefetch(delay: float, ref: str, flt: ViewFilter | None, kwargs: dict) -> F
     with _PENDING_LOCK:
         future = _PENDING.get(key)
         if future is None:
-            future = _POOL.submit(_quiet_after, delay, *key) if delay > 0 else _POOL.submit(_quiet, *key)
+            future = (_LATER_POOL.submit(_quiet_after, time.monotonic() + delay, *key) if delay > 0
+                      else _POOL.submit(_quiet, *key))
             _PENDING[key] = future
             future.add_done_callback(lambda _f, k=key: _forget(k))
         return future
 
 
-def _quiet_after(delay: float, *key) -> None:
-    time.sleep(delay)
+#: the delayed prefetches wait and run here, one at a time, so that they never hold a worker of the
+#: page's own prefetch pool
+_LATER_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="processlens-prefetch-later")
+
+
+def _quiet_after(start: float, *key) -> None:
+    time.sleep(max(0.0, start - time.monotonic()))
     _quiet(*key)
 
 
