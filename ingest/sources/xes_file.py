@@ -229,7 +229,7 @@ def _parse_parts(path: Path, buf, parts: int, tmp: Path):
     points = split_points(buf, parts * RUNS_PER_PROCESS)
     if points is None:
         return None
-    runs = list(zip(points[1:-1], points[2:], strict=True))
+    runs = list(zip(points[:-1], points[1:], strict=True))  # run 0 starts at the first trace, after the header
     (tmp / "plan.json").write_text(json.dumps(runs))
     # each worker is one of ``parts`` processes sharing the cores: its parser's own thread pools (polars,
     # rayon) would only contend with the other processes (same table, 0.4-1.3 s less CPU at 1M events)
@@ -239,12 +239,8 @@ def _parse_parts(path: Path, buf, parts: int, tmp: Path):
                for _ in range(parts - 1)]
     tables: dict[int, object] = {}
     failed = False
-    # the first run (the header and the first traces) is this process's: it needs no worker to start
-    first_run = tmp / "run-head.xes"
     try:
-        write_run(path, points[0], points[0], points[1], first_run)
-        tables[-1] = _parse(first_run)
-        first_run.unlink()
+        # this process starts at once, so it usually takes the first runs while the workers start
         for i, (start, end) in enumerate(runs):
             if claim(tmp, i):
                 run = tmp / f"run{i}.xes"
@@ -259,7 +255,7 @@ def _parse_parts(path: Path, buf, parts: int, tmp: Path):
         failed = failed or proc.returncode != 0
     if failed:
         return None
-    ordered = [tables[-1]]
+    ordered = []
     for i in range(len(runs)):
         if i in tables:
             ordered.append(tables[i])
@@ -272,7 +268,7 @@ def _parse_parts(path: Path, buf, parts: int, tmp: Path):
     global last_worker_peak_kb
     for peak in tmp.glob("peak*"):
         last_worker_peak_kb = max(last_worker_peak_kb, int(peak.read_text() or 0))
-    ordered = _with_global_defaults(ordered, path, points[0], tmp)
+    ordered = _with_global_defaults(ordered, bytes(buf[:points[0]]), tmp)
     if ordered is None:
         return None
     # the runs stay separate chunks (no copy); the workers' runs are read from their memory-mapped files
@@ -282,7 +278,7 @@ def _parse_parts(path: Path, buf, parts: int, tmp: Path):
 _GLOBAL = re.compile(rb"<global\s+scope\s*=\s*[\"'](trace|event)[\"']\s*>(.*?)</global\s*>", re.DOTALL)
 
 
-def _with_global_defaults(tables: list, path: Path, first: int, tmp: Path) -> list | None:
+def _with_global_defaults(tables: list, header: bytes, tmp: Path) -> list | None:
     """Give each run's table the attribute columns it lacks, as a whole parse does.
 
     rustxes makes a column of every attribute it meets and fills the traces or events without
@@ -295,15 +291,12 @@ def _with_global_defaults(tables: list, path: Path, first: int, tmp: Path) -> li
     names = {n for t in tables for n in t.column_names}
     if all(len(t.column_names) == len(names) for t in tables):
         return tables
-    with open(path, "rb") as fh:
-        declared = {scope: body for scope, body in _GLOBAL.findall(fh.read(first))}
+    declared = {scope: body for scope, body in _GLOBAL.findall(header)}
     defaults = None
     if declared:
         probe = tmp / "globals.xes"
-        with open(path, "rb") as src, open(probe, "wb") as dst:
-            dst.write(src.read(first))
-            dst.write(b"<trace>" + declared.get(b"trace", b"") + b"<event>" + declared.get(b"event", b"")
-                      + b"</event></trace></log>\n")
+        probe.write_bytes(header + b"<trace>" + declared.get(b"trace", b"") + b"<event>" + declared.get(b"event", b"")
+                          + b"</event></trace></log>\n")
         try:
             defaults = _parse(probe)
         except SourceError:
