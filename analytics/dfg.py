@@ -61,14 +61,16 @@ def dfg(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, *, calendar: 
     edges.insert(1, "target", edges.pop("tgt_id").map(names))
     for col in ("frequency", "cases"):
         edges[col] = edges[col].astype("int64")
-    ends = con.execute(p.sql(
-        "SELECT 's', first_activity_id, count(*) FROM cs GROUP BY ALL UNION ALL "
-        "SELECT 'e', last_activity_id, count(*) FROM cs GROUP BY ALL UNION ALL "
-        "SELECT 'n', NULL, count(*) FROM cs"
-    )).fetchall()
-    start = {names[a]: int(n) for k, a, n in sorted(ends, key=lambda r: (-r[2], names[r[1]] if r[1] else "")) if k == "s"}
-    end = {names[a]: int(n) for k, a, n in sorted(ends, key=lambda r: (-r[2], names[r[1]] if r[1] else "")) if k == "e"}
-    n_cases = next((int(n) for k, _, n in ends if k == "n"), 0)
+    # the start and end activities and the case count from one grouping of the case summaries
+    pairs = con.execute(p.sql("SELECT first_activity_id, last_activity_id, count(*) FROM cs GROUP BY ALL")).fetchall()
+    firsts: dict[int, int] = {}
+    lasts: dict[int, int] = {}
+    for first_id, last_id, n in pairs:
+        firsts[first_id] = firsts.get(first_id, 0) + n
+        lasts[last_id] = lasts.get(last_id, 0) + n
+    start = {names[a]: int(n) for a, n in sorted(firsts.items(), key=lambda kv: (-kv[1], names[kv[0]]))}
+    end = {names[a]: int(n) for a, n in sorted(lasts.items(), key=lambda kv: (-kv[1], names[kv[0]]))}
+    n_cases = int(sum(n for *_, n in pairs))
     # every event is either the first of its case or the target of exactly one pair: no scan of the events needed
     counts = edges.groupby("target")["frequency"].sum().to_dict() if len(edges) else {}
     for a, n in start.items():

@@ -6,7 +6,7 @@ sort per group over every kept pair: 0.4-0.6 s for the 9 million pairs of a 10M-
 every filter change. A :class:`PairIndex` keeps one grouping's pair durations in memory, sorted
 by (group, duration) once per data version. For a selection the kept pairs of a group are then
 still sorted, so counts, sums, minimum, maximum and any quantile are a few vectorised passes
-over the arrays (about 0.1 s at 10M events) and equal DuckDB's results:
+over the arrays (0.05-0.07 s for a selection at 10M events) and equal DuckDB's results:
 
 - a quantile is DuckDB's ``quantile_cont`` between the sorted durations at ranks floor(h) and
   ceil(h), ``h = (n - 1) * q``, interpolated the way this DuckDB build does it bit for bit
@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import duckdb
 import numpy as np
@@ -58,6 +59,21 @@ class PairIndex:
     def pairs(self) -> int:
         return len(self.micros)
 
+    @cached_property
+    def _sums(self) -> np.ndarray:
+        """Each group's total duration (microseconds)."""
+        return _segment_sums(self.micros, self.starts)
+
+    @cached_property
+    def _firsts(self) -> np.ndarray:
+        """Each group's pairs flagged ``first`` (the edge grouping's cases)."""
+        return _segment_sums(self.first, self.starts)
+
+    @cached_property
+    def _top(self) -> int:
+        """One more than the largest case key (the length a selection mask must have)."""
+        return int(self.case_key.max()) + 1 if self.pairs else 0
+
     @classmethod
     def build(cls, con: duckdb.DuckDBPyConnection, grouping: str) -> PairIndex:
         """Read ``an_edges`` grouped by ``grouping`` (a name of :data:`GROUPINGS`)."""
@@ -73,38 +89,69 @@ class PairIndex:
         """
         cases = cases and self.first is not None
         if selected is None:
-            micros, first, counts = self.micros, self.first, np.diff(self.starts)
+            before = self.starts  # kept pairs before each group's start: all of them
+            sums, firsts = self._sums, (self._firsts if cases else None)
+
+            def position(ranks: np.ndarray) -> np.ndarray:  # where the kept pairs of these ranks are
+                return ranks
         else:
-            top = int(self.case_key.max()) + 1 if self.pairs else 0
-            if len(selected) < top:  # cases beyond the selection's end are not kept
-                selected = np.concatenate((selected, np.zeros(top - len(selected), dtype=bool)))
+            if len(selected) < self._top:  # cases beyond the selection's end are not kept
+                selected = np.concatenate((selected, np.zeros(self._top - len(selected), dtype=bool)))
             keep = selected[self.case_key]
-            at = np.flatnonzero(keep)
-            micros, first = self.micros[at], (self.first[at] if cases else None)
-            # every group has pairs in the full index, so each reduceat segment is non-empty
-            counts = np.add.reduceat(keep, self.starts[:-1], dtype=np.int64) if len(self.groups) else np.zeros(0, np.int64)
+            # One pass over the positions of the kept pairs or of the dropped ones, whichever are fewer.
+            # A group's kept pairs stay sorted by duration: its kept pair of rank r is the kept pair of
+            # rank ``before[group] + r`` overall.
+            if 2 * int(np.count_nonzero(keep)) <= self.pairs:
+                at = np.flatnonzero(keep)
+                before = np.searchsorted(at, self.starts)
+                sums = _segment_sums(self.micros[at], before)
+                firsts = _segment_sums(self.first[at], before) if cases else None
+
+                def position(ranks: np.ndarray) -> np.ndarray:
+                    return at[ranks]
+            else:
+                drop = np.flatnonzero(~keep)
+                dropped = np.searchsorted(drop, self.starts)
+                before = self.starts - dropped
+                sums = self._sums - _segment_sums(self.micros[drop], dropped)
+                firsts = self._firsts - _segment_sums(self.first[drop], dropped) if cases else None
+                # kept pairs before each dropped one: the kept pair of rank R follows R of them and
+                # every dropped pair with at most R kept pairs before it
+                gaps = drop - np.arange(len(drop))
+
+                def position(ranks: np.ndarray) -> np.ndarray:
+                    return ranks + np.searchsorted(gaps, ranks, side="right")
+        counts = np.diff(before)
         has = counts > 0
-        n = counts[has]
-        lo = np.concatenate(([0], np.cumsum(counts)))[:-1][has]  # each kept group's start in ``micros``
-        hi = lo + n - 1
-        sums = np.add.reduceat(micros, lo) if len(lo) else np.zeros(0, dtype=np.int64)
+        n, lo = counts[has], before[:-1][has]  # ``lo``: each kept group's first rank among the kept pairs
+        micros = self.micros
         out = self.groups[has].reset_index(drop=True)
         out["frequency"] = n
         if cases:
-            out["cases"] = np.add.reduceat(first.astype(np.int64), lo) if len(lo) else np.zeros(0, dtype=np.int64)
-        out["total_seconds"] = sums / 1e6
-        out["mean_seconds"] = sums / n / 1e6
-        out["min_seconds"] = micros[lo] / 1e6
-        out["max_seconds"] = micros[hi] / 1e6
+            out["cases"] = firsts[has]
+        out["total_seconds"] = sums[has] / 1e6
+        out["mean_seconds"] = sums[has] / n / 1e6
+        out["min_seconds"] = micros[position(lo)] / 1e6
+        out["max_seconds"] = micros[position(lo + n - 1)] / 1e6
         for q in quantiles:
             h = (n - 1) * float(q)
             below = np.floor(h).astype(np.int64)
-            a, b = micros[lo + below] / 1e6, micros[lo + np.ceil(h).astype(np.int64)] / 1e6
+            a, b = micros[position(lo + below)] / 1e6, micros[position(lo + np.ceil(h).astype(np.int64))] / 1e6
             values, frac = a.copy(), h - below
             for i in np.flatnonzero(frac > 0):  # between two ranks (a few per group at most)
                 values[i] = self.interpolate(float(a[i]), float(frac[i]), float(b[i]))
             out[f"q{q:g}"] = values
         return out
+
+
+def _segment_sums(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """The int64 sums of ``values[bounds[i]:bounds[i + 1]]`` (0 for an empty segment)."""
+    counts = np.diff(bounds)
+    out = np.zeros(len(counts), dtype=np.int64)
+    full = counts > 0
+    if full.any():  # reduceat sums from one listed start to the next: empty segments are left out
+        out[full] = np.add.reduceat(values, bounds[:-1][full], dtype=np.int64)
+    return out
 
 
 def build_many(con: duckdb.DuckDBPyConnection, groupings: Sequence[str]) -> dict[str, PairIndex]:

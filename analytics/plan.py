@@ -67,7 +67,8 @@ def plan(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, use_aggregat
             ctes.append(("kc", "SELECT case_key FROM kc1"))
         # the kept cases as a bit string indexed by case_key: a bit test per row is several times
         # faster than a semi-join of millions of events or pairs with a million kept keys
-        top = int(con.execute("SELECT coalesce(max(case_key), 0) FROM cases").fetchone()[0])
+        top = snapshot.remember("analytics.top_case_key", lambda: int(
+            con.execute("SELECT coalesce(max(case_key), 0) FROM cases").fetchone()[0]))
         ctes.append(("kb", f"SELECT bitstring_agg(case_key, 0, {top}) AS bits FROM kc"))
         for name in ("ev", "cs", "ed"):
             ctes.append((name, f"SELECT {name}0.* FROM {name}0, kb WHERE get_bit(kb.bits, {name}0.case_key) = 1"))

@@ -449,6 +449,7 @@ def clear() -> None:
     _VERSIONS.clear()
     _ANSWERED.clear()
     _NARROWED.clear()
+    _MASKS.clear()
     _MEMO.clear()
     _INDEX_BUILDS.clear()
     st.cache_data.clear()
@@ -552,10 +553,27 @@ def attempt_filtered(ref: str, flt: ViewFilter | None = None, **kwargs) -> Outco
 
 
 def _selected_mask(flt: ViewFilter):
-    """A boolean array indexed by ``case_key``: True for the cases ``flt`` selects."""
+    """A boolean array indexed by ``case_key``: True for the cases ``flt`` selects (built once per data
+    version and filter: a page narrows several engine results with it in one run)."""
     from analytics.pair_index import selection_mask
 
-    return selection_mask(_selection(db_path(), data_version(), flt.key()))
+    key = (db_path(), data_version(), flt.key())
+    with _MASKS_LOCK:
+        if key in _MASKS:
+            _MASKS.move_to_end(key)
+            return _MASKS[key]
+    mask = selection_mask(_selection(*key))
+    with _MASKS_LOCK:
+        _MASKS[key] = mask
+        while len(_MASKS) > _MASKS_MAX:
+            _MASKS.popitem(last=False)
+    return mask
+
+
+#: the latest filters' case masks (a byte per case: about 1 MB each at 10M events)
+_MASKS: OrderedDict[tuple, Any] = OrderedDict()
+_MASKS_MAX = 8
+_MASKS_LOCK = threading.Lock()
 
 
 def rows_in_filter(df, flt: ViewFilter | None):

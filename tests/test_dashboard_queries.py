@@ -14,6 +14,7 @@ from dashboard.components import kpi, processmap
 from dashboard.filters import FilterError, ViewFilter, variant_id
 from ingest.api import ingest_file
 from ingest.store import open_store
+from processlens import snapshot
 
 
 @pytest.fixture(scope="module")
@@ -197,9 +198,14 @@ def test_health_queries_read_the_maintained_aggregates_with_the_same_result(tmp_
                 queries.kpi_cases(con, None, kind="completed", **args).to_dict("list"),
                 queries.top_variants(con, None, top=15).to_dict("list"),
                 queries.top_variants(con, flt, top=15).to_dict("list"),
-                queries.on_time_share(con, None, sla={"T02 Check confirmation of receipt": 3600.0}, **args)]
+                queries.on_time_share(con, None, sla={"T02 Check confirmation of receipt": 3600.0}, **args),
+                queries.on_time_share(con, flt, sla={"T02 Check confirmation of receipt": 3600.0}, **args),
+                queries.on_time_share(con, flt, sla={"T02 Check confirmation of receipt": 60.0}, **args)]
 
         fast = answers()
+        with snapshot.frozen({}):  # as in the dashboard: the late cases read once per SLA, per handle
+            assert answers() == answers() == fast
+        assert fast[-1]["on_time"] < fast[-2]["on_time"]  # a tighter SLA finds more cases late
         monkeypatch.setattr(queries, "_fresh_aggregates", lambda _con: False)
         assert answers() == fast
         assert fast[0]["current"]["started"] > 0

@@ -9,32 +9,37 @@ from datetime import timedelta
 import streamlit as st
 
 from dashboard import data, engines, queries
-from dashboard.components import charts, fmt, kpi, layout, nav
+from dashboard.components import charts, filter_bar, fmt, kpi, layout, nav
 
 DEFAULT_ON_TIME = {"green": 0.9, "red": 0.7}  # used when [dashboard.targets] does not set one
 DEFAULT_CONF = {"green": 0.9, "red": 0.75}
 #: seconds the page waits for the model-based tiles before drawing them as "computing"
 MODEL_WAIT = float(os.environ.get("PROCESSLENS_DASHBOARD_MODEL_WAIT", "1"))
 
-flt, ov = layout.analysis_page("Process health", "How the process is doing against its targets", narrows=True)
-
+flt = filter_bar.current()
 now = data.now()
 cfg = data.dashboard_config()
 targets = cfg.get("targets", {})
 idle_days = float(cfg.get("idle_days", 30))
 ends = data.attempt("dashboard.engines:end_activities", config=nav.config()).value
-start, end = queries.period_bounds(ov["last_ts"], flt, days=int(cfg.get("period_days", 28)))
+# The period ends with the day of the store's last event (or the filter's range), whatever the other
+# filters keep: every view compares the same days, and no question waits for the filtered overview.
+bounds = data.attempt("time_bounds").value or (None, None)
+start, end = queries.period_bounds(bounds[1], flt, days=int(cfg.get("period_days", 28)))
 common = dict(end_activities=ends, idle_days=idle_days, now=now.isoformat())
-# After a filter change every query below runs anew: start the later ones in the background so that
-# DuckDB computes them while this script draws the tiles (each is cached per data version and filter).
+# After a filter change every query below runs anew: start them all in the background now, so that
+# DuckDB computes them beside the overview and while this script draws (each is cached per data
+# version and filter).
 sla = data.attempt("dashboard.engines:sla_by_activity", config=nav.config())
 if not flt.is_empty:
+    data.prefetch("flow_kpis", flt, start=start.isoformat(), end=end.isoformat(), **common)
     if sla.ok and sla.value:
         data.prefetch("on_time_share", flt, start=start.isoformat(), end=end.isoformat(), sla=sla.value, **common)
     data.prefetch("weekly_flow", flt, freq=cfg.get("trend_freq", "week"))
     data.prefetch("open_by", flt, by="last_source", **common)
     data.prefetch("kpi_cases", flt, kind=st.session_state.get("health_cases_kind", "wip") or "wip",
                   start=start.isoformat(), end=end.isoformat(), **common)
+flt, ov = layout.analysis_page("Process health", "How the process is doing against its targets", narrows=True)
 k = layout.outcome(data.attempt("flow_kpis", flt, start=start.isoformat(), end=end.isoformat(), **common), "Flow KPIs")
 if k is None:
     st.stop()
