@@ -286,7 +286,13 @@ def _qualified(ref: str) -> str:
 # Background queries call st.cache_data outside a script run: Streamlit warns about the missing
 # context on every call, which is expected here.
 logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
-_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="processlens-prefetch")
+#: the pages' questions run here, two at a time and in the order asked: a page asks for what it draws
+#: first first, and its script goes on drawing while DuckDB (two threads per query) computes the rest;
+#: with every question at once, each took as long as all of them together on two cores
+_POOL = ThreadPoolExecutor(max_workers=int(os.environ.get("PROCESSLENS_DASHBOARD_QUERY_WORKERS", "2")),
+                           thread_name_prefix="processlens-prefetch")
+#: the model engines' results (seconds each, once per data version) run beside them, not in their queue
+_ENGINE_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="processlens-prefetch-engine")
 _PENDING: dict[tuple, Future] = {}
 _PENDING_LOCK = threading.RLock()  # re-entrant: a future already done runs _forget at once, under it
 
@@ -341,10 +347,14 @@ def _prefetch(delay: float, ref: str, flt: ViewFilter | None, kwargs: dict) -> F
         future = _PENDING.get(key)
         if future is None:
             future = (_LATER_POOL.submit(_quiet_after, time.monotonic() + delay, *key) if delay > 0
-                      else _POOL.submit(_quiet, *key))
+                      else _pool_for(key[0]).submit(_quiet, *key))
             _PENDING[key] = future
             future.add_done_callback(lambda _f, k=key: _forget(k))
         return future
+
+
+def _pool_for(ref: str) -> ThreadPoolExecutor:
+    return _ENGINE_POOL if ref.startswith("dashboard.engines:") else _POOL
 
 
 #: the delayed prefetches wait and run here, one at a time, so that they never hold a worker of the

@@ -415,3 +415,28 @@ def test_the_closed_tabs_questions_are_computed_in_the_background_after_the_page
     answered = {(key[0], json.loads(key[4])["parts"][0]) for key in data._ANSWERED
                 if key[0] == "dashboard.queries:bottleneck_waits" and key[3] == flt_key}
     assert {("dashboard.queries:" + ref, dict(kwargs)["parts"][0]) for ref, kwargs in closed} <= answered
+
+
+def test_health_compares_the_same_period_under_every_filter(monkeypatch, demo):
+    """The period ends with the store's last event day, not with the filtered cases' last event: a source
+    whose events end earlier is compared over the same days as the whole store."""
+    from datetime import timedelta
+
+    db, config = demo
+    with duckdb.connect(str(db), read_only=True) as con:
+        last = con.execute("SELECT max(ts) FROM events").fetchone()[0]
+        source, source_last = con.execute("SELECT s.name, max(e.ts) FROM events e JOIN sources s USING (source_id) "
+                                          "GROUP BY 1 ORDER BY 2 LIMIT 1").fetchone()
+    assert source_last.date() < last.date(), "the demo has a source whose events end before the store's"
+    expected = f"Period {last.date() - timedelta(days=27):%Y-%m-%d} to {last.date():%Y-%m-%d}"
+
+    def period(at) -> str:
+        found = [c.value for c in at.caption if c.value.startswith("Period ")]
+        assert found, [c.value for c in at.caption]
+        return found[0].split(";")[0]
+
+    whole = run_page(monkeypatch, db, "views/health.py", config)
+    filtered = run_page(monkeypatch, db, "views/health.py", config, params={"source": source})
+    assert_clean(filtered, "views/health.py")
+    assert period(whole) == period(filtered) == expected
+    assert metrics(whole)["Work in progress"] != metrics(filtered)["Work in progress"]

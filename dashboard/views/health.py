@@ -32,6 +32,7 @@ common = dict(end_activities=ends, idle_days=idle_days, now=now.isoformat())
 # version and filter).
 sla = data.attempt("dashboard.engines:sla_by_activity", config=nav.config())
 if not flt.is_empty:
+    data.prefetch_selection(flt)  # the model tiles narrow to the filter's cases right after the flow KPIs
     data.prefetch("flow_kpis", flt, start=start.isoformat(), end=end.isoformat(), **common)
     if sla.ok and sla.value:
         data.prefetch("on_time_share", flt, start=start.isoformat(), end=end.isoformat(), sla=sla.value, **common)
@@ -39,15 +40,6 @@ if not flt.is_empty:
     data.prefetch("open_by", flt, by="last_source", **common)
     data.prefetch("kpi_cases", flt, kind=st.session_state.get("health_cases_kind", "wip") or "wip",
                   start=start.isoformat(), end=end.isoformat(), **common)
-flt, ov = layout.analysis_page("Process health", "How the process is doing against its targets", narrows=True)
-k = layout.outcome(data.attempt("flow_kpis", flt, start=start.isoformat(), end=end.isoformat(), **common), "Flow KPIs")
-if k is None:
-    st.stop()
-cur, prev = k["current"], k["previous"]
-st.caption(f"Period {start:%Y-%m-%d} to {(end - timedelta(days=1)):%Y-%m-%d}; changes against the "
-           f"{(end - start).days} days before. Closed = " + (f"ended in {', '.join(ends)}" if ends else
-           f"no event for {idle_days:.0f} days (set [dashboard] end_activities or a reference model to be exact)"))
-
 # The model-based tiles (stuck, exceptions, conformance) cost seconds on a large store the first
 # time per data version: they compute in the background, and the page waits for them only up to
 # MODEL_WAIT seconds; after that the tiles say "computing" and a fragment reruns the page once
@@ -56,31 +48,53 @@ model_calls = {"stuck": ("dashboard.engines:stuck", dict(now=now.isoformat(), co
                "exceptions": ("dashboard.engines:exceptions", dict(now=now.isoformat(), config=nav.config())),
                "conformance": ("dashboard.engines:conformance", dict(config=nav.config()))}
 futures = [data.prefetch(ref, **kw) for ref, kw in model_calls.values()]
-models_ready = not wait(futures, timeout=MODEL_WAIT).not_done
 computing = data.Outcome(kind="busy", message="still computing — the tile fills in by itself in a moment")
-# stuck cases are few and drawn below: narrowed to the filter; exceptions and conformance (a row per
-# exception or case, a million at 10M events) are only counted here, without narrowing their frames
-stuck, exc, conf = (data.attempt_filtered(ref, flt if name == "stuck" else None, **kw) if models_ready else computing
-                    for name, (ref, kw) in model_calls.items())
-n_stuck = len(stuck.value) if stuck.ok else None
-n_unhandled = None
-if exc.ok and "handled" in exc.value:
-    n_unhandled = data.memo("health.unhandled", flt, lambda: data.count_in_filter(exc.value, flt, engines.unhandled_rows(exc.value)),
-                            **model_calls["exceptions"][1])
+
+
+def model_tiles(timeout: float) -> tuple:
+    """(ready, stuck, exceptions, conformance, stuck count, unhandled count, conformance rate) for the filter,
+    waiting up to ``timeout`` seconds for the engines."""
+    ready = not wait(futures, timeout=timeout).not_done
+    # stuck cases are few and drawn below: narrowed to the filter; exceptions and conformance (a row per
+    # exception or case, a million at 10M events) are only counted here, without narrowing their frames
+    stuck, exc, conf = (data.attempt_filtered(ref, flt if name == "stuck" else None, **kw) if ready else computing
+                        for name, (ref, kw) in model_calls.items())
+    n_unhandled = None
+    if exc.ok and "handled" in exc.value:
+        n_unhandled = data.memo("health.unhandled", flt,
+                                lambda: data.count_in_filter(exc.value, flt, engines.unhandled_rows(exc.value)),
+                                **model_calls["exceptions"][1])
+    conf_rate = None
+    if conf.ok:
+        def conformance_rate(c: dict) -> float | None:
+            pc = c.get("per_case")
+            rows = data.rows_in_filter(pc, flt) if not flt.is_empty and pc is not None and "fitting" in pc else None
+            if rows is not None:
+                return engines.fitting_share(pc, rows)
+            return c.get("fitting_cases", 0) / c["cases"] if c.get("cases") else None
+
+        conf_rate = data.memo("health.conformance_rate", flt, lambda: conformance_rate(conf.value),
+                              **model_calls["conformance"][1])
+    return ready, stuck, exc, conf, (len(stuck.value) if stuck.ok else None), n_unhandled, conf_rate
+
+
+# Engines already computed (every visit after the first of a data version): narrow them to the filter
+# now, while DuckDB answers the questions above, instead of after them.
+early_models = model_tiles(0) if not wait(futures, timeout=0).not_done else None
+flt, ov = layout.analysis_page("Process health", "How the process is doing against its targets", narrows=True)
+k = layout.outcome(data.attempt("flow_kpis", flt, start=start.isoformat(), end=end.isoformat(), **common), "Flow KPIs")
+if k is None:
+    st.stop()
+cur, prev = k["current"], k["previous"]
+st.caption(f"Period {start:%Y-%m-%d} to {(end - timedelta(days=1)):%Y-%m-%d}; changes against the "
+           f"{(end - start).days} days before. Closed = " + (f"ended in {', '.join(ends)}" if ends else
+           f"no event for {idle_days:.0f} days (set [dashboard] end_activities or a reference model to be exact)"))
+models_ready, stuck, exc, conf, n_stuck, n_unhandled, conf_rate = early_models or model_tiles(MODEL_WAIT)
+
 on_time = {"current": None, "previous": None}
 if sla.ok and sla.value:
     on_time = data.attempt("on_time_share", flt, start=start.isoformat(), end=end.isoformat(), sla=sla.value,
                            **common).value or on_time
-conf_rate = None
-if conf.ok:
-    def conformance_rate(c: dict) -> float | None:
-        pc = c.get("per_case")
-        rows = data.rows_in_filter(pc, flt) if not flt.is_empty and pc is not None and "fitting" in pc else None
-        if rows is not None:
-            return engines.fitting_share(pc, rows)
-        return c.get("fitting_cases", 0) / c["cases"] if c.get("cases") else None
-
-    conf_rate = data.memo("health.conformance_rate", flt, lambda: conformance_rate(conf.value), **model_calls["conformance"][1])
 
 med_d, prev_med_d = fmt.days(cur["median_seconds"]), fmt.days(prev["median_seconds"])
 p90_d, prev_p90_d = fmt.days(cur["p90_seconds"]), fmt.days(prev["p90_seconds"])
