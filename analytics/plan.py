@@ -67,8 +67,7 @@ def plan(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, use_aggregat
             ctes.append(("kc", "SELECT case_key FROM kc1"))
         # the kept cases as a bit string indexed by case_key: a bit test per row is several times
         # faster than a semi-join of millions of events or pairs with a million kept keys
-        top = snapshot.remember("analytics.top_case_key", lambda: int(
-            con.execute("SELECT coalesce(max(case_key), 0) FROM cases").fetchone()[0]))
+        top = top_case_key(con)
         ctes.append(("kb", f"SELECT bitstring_agg(case_key, 0, {top}) AS bits FROM kc"))
         for name in ("ev", "cs", "ed"):
             ctes.append((name, f"SELECT {name}0.* FROM {name}0, kb WHERE get_bit(kb.bits, {name}0.case_key) = 1"))
@@ -79,6 +78,12 @@ def plan(con: duckdb.DuckDBPyConnection, flt: Filter | None = None, use_aggregat
     else:
         ctes.append(("vt", "SELECT DISTINCT variant_id, trace FROM cs0t"))
     return Plan(ctes=ctes, fast=fast, filtered=filtered)
+
+
+def top_case_key(con: duckdb.DuckDBPyConnection) -> int:
+    """The largest ``case_key`` of the store (0 when it has no case; read once per frozen store)."""
+    return snapshot.remember("analytics.top_case_key", lambda: int(
+        con.execute("SELECT coalesce(max(case_key), 0) FROM cases").fetchone()[0]))
 
 
 def summaries_have_source_bits(con: duckdb.DuckDBPyConnection) -> bool:

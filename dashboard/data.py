@@ -224,8 +224,31 @@ def _notice_busy() -> None:
 
 
 # -- the cache ----------------------------------------------------------------------------------
-_LAST: OrderedDict[tuple, Any] = OrderedDict()
-_LAST_MAX = 256
+class _Recent(OrderedDict):
+    """The ``size`` most recently used entries, shared by threads; ``get`` counts as a use."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self._lock = threading.Lock()
+
+    def get(self, key, default=None):
+        with self._lock:
+            if key not in self:
+                return default
+            self.move_to_end(key)
+            return self[key]
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self[key] = value
+            self.move_to_end(key)
+            while len(self) > self.size:
+                self.popitem(last=False)
+
+
+_MISSING = object()
+_LAST = _Recent(256)
 
 
 def _resolve(ref: str):
@@ -299,17 +322,13 @@ _PENDING_LOCK = threading.RLock()  # re-entrant: a future already done runs _for
 
 #: questions answered in this process (their results are in st.cache_data): a prefetch of one of
 #: them is a no-op, instead of unpickling a large cached result in the background only to drop it
-_ANSWERED: OrderedDict[tuple, float] = OrderedDict()
-_ANSWERED_MAX = 4000
+_ANSWERED = _Recent(4000)
 #: how long an answer is trusted to still be in st.cache_data (its ttl is 6 hours)
 _ANSWERED_FOR = 3600.0
 
 
 def _answered(key: tuple) -> None:
-    _ANSWERED[key] = time.monotonic()
-    _ANSWERED.move_to_end(key)
-    while len(_ANSWERED) > _ANSWERED_MAX:
-        _ANSWERED.popitem(last=False)
+    _ANSWERED.put(key, time.monotonic())
 
 
 def _quiet(ref: str, db: str, version: int, flt_key: str, kwargs_json: str) -> None:
@@ -408,17 +427,15 @@ def get(ref: str, flt: ViewFilter | None = None, **kwargs) -> Any:
         result = _cached(ref, db, version, flt_key, kwargs_json)
         _answered((ref, db, version, flt_key, kwargs_json))
     except StoreBusyError:
-        if last_key in _LAST:
+        last = _LAST.get(last_key, _MISSING)
+        if last is not _MISSING:
             _notice_busy()
-            return _LAST[last_key]
+            return last
         raise
     finally:
         if TIMING:
             timing(f"get {ref.removeprefix('dashboard.')} {flt_key or '-'}", t0)
-    _LAST[last_key] = result
-    _LAST.move_to_end(last_key)
-    while len(_LAST) > _LAST_MAX:
-        _LAST.popitem(last=False)
+    _LAST.put(last_key, result)
     return result
 
 
@@ -465,10 +482,8 @@ def clear() -> None:
     st.cache_data.clear()
 
 
-_NARROWED: OrderedDict[tuple, Any] = OrderedDict()
-_NARROWED_MAX = 32
-_MEMO: OrderedDict[tuple, Any] = OrderedDict()
-_MEMO_MAX = 256
+_NARROWED = _Recent(32)
+_MEMO = _Recent(256)
 
 
 def memo(name: str, flt: ViewFilter | None, build, **params) -> Any:
@@ -481,13 +496,10 @@ def memo(name: str, flt: ViewFilter | None, build, **params) -> Any:
     """
     key = (name, db_path(), data_version(), flt.key() if flt is not None else "",
            json.dumps(params, sort_keys=True, default=str))
-    if key in _MEMO:
-        _MEMO.move_to_end(key)
-        return _MEMO[key]
-    value = build()
-    _MEMO[key] = value
-    while len(_MEMO) > _MEMO_MAX:
-        _MEMO.popitem(last=False)
+    value = _MEMO.get(key, _MISSING)
+    if value is _MISSING:
+        value = build()
+        _MEMO.put(key, value)
     return value
 
 
@@ -550,15 +562,13 @@ def attempt_filtered(ref: str, flt: ViewFilter | None = None, **kwargs) -> Outco
     filtered = flt is not None and not flt.is_empty
     key = (_qualified(ref), db_path(), data_version(), flt.key() if filtered else "",
            json.dumps(kwargs, sort_keys=True, default=str))
-    if key in _NARROWED:
-        _NARROWED.move_to_end(key)
-        return _NARROWED[key]
+    known = _NARROWED.get(key)
+    if known is not None:
+        return known
     # the all-cases result is kept here too: unpickling a 1M-case table from st.cache_data costs 0.1 s a rerun
     result = _narrow(attempt_filtered(ref, None, **kwargs), flt) if filtered else attempt(ref, None, **kwargs)
     if result.ok:
-        _NARROWED[key] = result
-        while len(_NARROWED) > _NARROWED_MAX:
-            _NARROWED.popitem(last=False)
+        _NARROWED.put(key, result)
     return result
 
 
@@ -568,22 +578,15 @@ def _selected_mask(flt: ViewFilter):
     from analytics.pair_index import selection_mask
 
     key = (db_path(), data_version(), flt.key())
-    with _MASKS_LOCK:
-        if key in _MASKS:
-            _MASKS.move_to_end(key)
-            return _MASKS[key]
-    mask = selection_mask(_selection(*key))
-    with _MASKS_LOCK:
-        _MASKS[key] = mask
-        while len(_MASKS) > _MASKS_MAX:
-            _MASKS.popitem(last=False)
+    mask = _MASKS.get(key)
+    if mask is None:
+        mask = selection_mask(_selection(*key))
+        _MASKS.put(key, mask)
     return mask
 
 
 #: the latest filters' case masks (a byte per case: about 1 MB each at 10M events)
-_MASKS: OrderedDict[tuple, Any] = OrderedDict()
-_MASKS_MAX = 8
-_MASKS_LOCK = threading.Lock()
+_MASKS = _Recent(8)
 
 
 def rows_in_filter(df, flt: ViewFilter | None):

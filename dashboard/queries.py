@@ -476,7 +476,9 @@ def _bottleneck_groups(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, w
     else:
         # the selected cases as a bit string indexed by case_key: testing a bit per pair is several
         # times faster than joining millions of pairs with a million selected keys
-        top = int(con.execute("SELECT coalesce(max(case_key), 0) FROM cases").fetchone()[0])
+        from analytics.plan import top_case_key
+
+        top = top_case_key(con)
         with_ += f"sel AS (SELECT bitstring_agg(case_key, 0, {top}) AS bits FROM fc), "
         keep = ", sel WHERE get_bit(sel.bits, d.case_key) = 1"
     sets = ", ".join(f"({', '.join(_PART_SETS[p][0])})" for p in wanted)
@@ -625,7 +627,8 @@ def _case_spans(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, end_acti
                        arg_max(e.source_id, (e.ts, e.event_id)) AS last_source_id
                 FROM events e{_join(flt)} GROUP BY e.case_key)"""
     if end_activities:
-        ids = _activity_ids(con, end_activities)
+        known = _activity_id_map(con)
+        ids = sorted({known[a] for a in end_activities if a in known})
         closed = f"last_activity_id IN ({', '.join(map(str, ids))})" if ids else "false"
         cparams: list[Any] = []
     else:
@@ -636,12 +639,10 @@ def _case_spans(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, end_acti
     return sql, params + cparams
 
 
-def _activity_ids(con: duckdb.DuckDBPyConnection, names: list[str]) -> list[int]:
-    """The ids of the activities named ``names`` that the store has (sorted; read once per handle)."""
-    key = tuple(sorted(set(names)))
-    return snapshot.remember(("dashboard.activity_ids", key), lambda: [int(r[0]) for r in con.execute(
-        "SELECT activity_id FROM activities WHERE name IN (SELECT unnest(?::VARCHAR[])) ORDER BY 1", [list(key)]
-    ).fetchall()])
+def _activity_id_map(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Activity name -> id (read once per handle)."""
+    return snapshot.remember("dashboard.activity_ids", lambda: dict(
+        con.execute("SELECT name, activity_id FROM activities").fetchall()))
 
 
 #: ``pc``'s id columns and the name each stands for (see :func:`_case_spans`)
@@ -707,14 +708,14 @@ def kpi_cases(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, kind: str,
     if kind not in cond:
         raise ValueError(f"kind must be one of {', '.join(cond)}")
     where, wparams = cond[kind]
+    (activity, activity_join), (source, source_join) = _named("last_activity", "pc"), _named("last_source", "pc")
     # the newest ``limit`` rows (and rows tied with the last of them) get their case ids: not every case
     return _df(con, cte + f""",
         hit AS (SELECT * FROM pc WHERE {where}),
         cut AS (SELECT min(last_ts) AS t FROM (SELECT last_ts FROM hit ORDER BY last_ts DESC LIMIT {int(limit)}))
-        SELECT c.case_id, pc.first_ts, pc.last_ts, {_named("last_activity", "pc")[0]} AS last_activity,
-               {_named("last_source", "pc")[0]} AS last_source,
+        SELECT c.case_id, pc.first_ts, pc.last_ts, {activity} AS last_activity, {source} AS last_source,
                (epoch(pc.last_ts) - epoch(pc.first_ts)) / 86400.0 AS duration_days, pc.closed
-        FROM hit pc JOIN cases c USING (case_key){_named("last_activity", "pc")[1]}{_named("last_source", "pc")[1]}
+        FROM hit pc JOIN cases c USING (case_key){activity_join}{source_join}
         WHERE pc.last_ts >= (SELECT t FROM cut)
         ORDER BY pc.last_ts DESC, c.case_id LIMIT {int(limit)}""", params + wparams)
 
@@ -764,8 +765,7 @@ def on_time_share(con: duckdb.DuckDBPyConnection, flt: ViewFilter | None, start:
     fresh = _fresh_aggregates(con)
     cte, params = _case_spans(con, flt, end_activities, idle_days, now_ts, fresh)
     if fresh:
-        ids = dict(con.execute("SELECT name, activity_id FROM activities WHERE name IN (SELECT unnest(?::VARCHAR[]))",
-                               [list(sla)]).fetchall())
+        ids = _activity_id_map(con)
         limits = tuple(sorted((ids[a], float(v)) for a, v in sla.items() if a in ids))
         late = _late_cases(con, limits)
         got = con.execute(cte + """,
@@ -802,7 +802,9 @@ def _late_cases(con: duckdb.DuckDBPyConnection, limits: tuple[tuple[int, float],
     and each filter then only picks its completed cases.
     """
     def compute() -> np.ndarray:
-        top = int(con.execute("SELECT coalesce(max(case_key), 0) FROM cases").fetchone()[0])
+        from analytics.plan import top_case_key
+
+        top = top_case_key(con)
         keys = con.execute("""
             WITH sla AS (SELECT unnest(?::INTEGER[]) AS tgt_id, unnest(?::DOUBLE[]) AS sla)
             SELECT DISTINCT d.case_key FROM an_edges d JOIN sla USING (tgt_id)

@@ -32,7 +32,7 @@ common = dict(end_activities=ends, idle_days=idle_days, now=now.isoformat())
 # version and filter).
 sla = data.attempt("dashboard.engines:sla_by_activity", config=nav.config())
 if not flt.is_empty:
-    data.prefetch_selection(flt)  # the model tiles narrow to the filter's cases right after the flow KPIs
+    data.prefetch_selection(flt)  # the model tiles narrow the engine results to these cases first
     data.prefetch("flow_kpis", flt, start=start.isoformat(), end=end.isoformat(), **common)
     if sla.ok and sla.value:
         data.prefetch("on_time_share", flt, start=start.isoformat(), end=end.isoformat(), sla=sla.value, **common)
