@@ -80,7 +80,7 @@ def model_tiles(timeout: float) -> tuple:
 
 # Engines already computed (every visit after the first of a data version): narrow them to the filter
 # now, while DuckDB answers the questions above, instead of after them.
-early_models = model_tiles(0) if not wait(futures, timeout=0).not_done else None
+models = model_tiles(0)
 flt, ov = layout.analysis_page("Process health", "How the process is doing against its targets", narrows=True)
 k = layout.outcome(data.attempt("flow_kpis", flt, start=start.isoformat(), end=end.isoformat(), **common), "Flow KPIs")
 if k is None:
@@ -89,7 +89,9 @@ cur, prev = k["current"], k["previous"]
 st.caption(f"Period {start:%Y-%m-%d} to {(end - timedelta(days=1)):%Y-%m-%d}; changes against the "
            f"{(end - start).days} days before. Closed = " + (f"ended in {', '.join(ends)}" if ends else
            f"no event for {idle_days:.0f} days (set [dashboard] end_activities or a reference model to be exact)"))
-models_ready, stuck, exc, conf, n_stuck, n_unhandled, conf_rate = early_models or model_tiles(MODEL_WAIT)
+if not models[0]:  # the first visit of a data version: wait for them a little
+    models = model_tiles(MODEL_WAIT)
+models_ready, stuck, exc, conf, n_stuck, n_unhandled, conf_rate = models
 
 on_time = {"current": None, "previous": None}
 if sla.ok and sla.value:
